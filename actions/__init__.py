@@ -1,0 +1,1 @@
+"""What runs inside a GitHub Actions job: the coder-agent runner."""

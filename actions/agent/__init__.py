@@ -1,0 +1,1 @@
+"""The coder-agent runner."""

@@ -1,0 +1,1 @@
+"""coder: the GitHub App (webhook server, decisions, GitHub access)."""
