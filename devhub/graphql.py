@@ -1,0 +1,266 @@
+"""GraphQL at `/api/graphql`: a small real schema (graphql-core), GitHub's auth and error shape.
+
+Only what coder asks for is in the schema; anything else is a validation error exactly as GitHub
+reports an unknown field. Errors come back with status 200 in `{"errors": [...]}`, and a missing
+object carries `"type": "NOT_FOUND"`, like https://docs.github.com/graphql.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from graphql import GraphQLError, GraphQLSchema, build_schema, graphql
+
+from devhub.git import GitError
+from devhub.http import (
+    GRAPHQL_PATH,
+    NOT_ACCESSIBLE,
+    Context,
+    GitHubError,
+    caller_role,
+    context,
+    json_response,
+    principal,
+)
+from devhub.state import Issue, Repo, Role, node_id
+
+if TYPE_CHECKING:
+    from graphql.error import GraphQLError as _Error
+
+    from devhub.rest_auth import Principal
+
+ROUTES = web.RouteTableDef()
+
+SCHEMA = """
+scalar DateTime
+scalar GitObjectID
+scalar URI
+
+type Query {
+  viewer: User!
+  rateLimit(dryRun: Boolean = false): RateLimit
+  repository(owner: String!, name: String!): Repository
+}
+
+type User {
+  id: ID!
+  login: String!
+  name: String
+}
+
+type RateLimit {
+  cost: Int!
+  limit: Int!
+  nodeCount: Int!
+  remaining: Int!
+  resetAt: DateTime!
+  used: Int!
+}
+
+type Repository {
+  id: ID!
+  name: String!
+  nameWithOwner: String!
+  isPrivate: Boolean!
+  url: URI!
+  defaultBranchRef: Ref
+  issue(number: Int!): Issue
+}
+
+type Ref {
+  id: ID!
+  name: String!
+  prefix: String!
+  target: GitObject
+}
+
+interface GitObject {
+  id: ID!
+  oid: GitObjectID!
+}
+
+type Commit implements GitObject {
+  id: ID!
+  oid: GitObjectID!
+  message: String!
+}
+
+enum IssueState {
+  OPEN
+  CLOSED
+}
+
+type Issue {
+  id: ID!
+  number: Int!
+  title: String!
+  body: String!
+  state: IssueState!
+  url: URI!
+  labels(first: Int, after: String): LabelConnection
+}
+
+type LabelConnection {
+  totalCount: Int!
+  nodes: [Label]
+}
+
+type Label {
+  id: ID!
+  name: String!
+  color: String!
+  description: String
+}
+"""
+NEEDS_AUTH = "This endpoint requires you to be authenticated."
+AUTH_DOCS = (
+    "https://docs.github.com/graphql/guides/forming-calls-with-graphql#authenticating-with-graphql"
+)
+MAX_CONNECTION = 100
+
+
+@cache
+def schema() -> GraphQLSchema:
+    """Build the schema once."""
+    return build_schema(SCHEMA)
+
+
+class NotFoundError(GraphQLError):
+    """A missing object; GitHub tags these errors with `type: NOT_FOUND`."""
+
+
+@ROUTES.post(GRAPHQL_PATH)
+async def query(request: web.Request) -> web.Response:
+    """Execute one GraphQL request."""
+    caller = principal(request)
+    if caller.kind == "anonymous":
+        raise GitHubError(401, NEEDS_AUTH, documentation_url=AUTH_DOCS)
+    if caller.kind == "app":
+        raise GitHubError(403, NOT_ACCESSIBLE)
+    try:
+        body = json.loads(await request.read())
+    except ValueError:
+        raise GitHubError(400, "Problems parsing JSON") from None
+    text = body.get("query") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        return json_response(
+            {"errors": [{"message": "A query attribute must be specified and must be a string."}]}
+        )
+    variables = body.get("variables") if isinstance(body.get("variables"), dict) else None
+    result = await graphql(
+        schema(),
+        text,
+        root_value=_root(context(request), caller),
+        variable_values=variables,
+        operation_name=body.get("operationName"),
+    )
+    answer: dict[str, Any] = {}
+    if result.errors:
+        answer["errors"] = [_error_json(error) for error in result.errors]
+    if result.data is not None or not result.errors:
+        answer["data"] = result.data
+    return json_response(answer)
+
+
+def _error_json(error: _Error) -> dict[str, Any]:
+    formatted: dict[str, Any] = dict(error.formatted)
+    if isinstance(error.original_error, NotFoundError) or isinstance(error, NotFoundError):
+        formatted["type"] = "NOT_FOUND"
+    return formatted
+
+
+def _root(ctx: Context, caller: Principal) -> dict[str, Any]:
+    def viewer(_info: Any) -> dict[str, Any]:
+        account = caller.account
+        assert account is not None
+        return {"id": account.node_id, "login": account.login, "name": account.name}
+
+    def rate_limit(_info: Any, dryRun: bool = False) -> dict[str, Any]:  # noqa: N803 - GraphQL's name
+        bucket = ctx.limits.bucket(caller, "graphql")
+        cost = 0 if dryRun else 1
+        return {
+            "cost": 1,
+            "limit": bucket.limit,
+            "nodeCount": 0,
+            "remaining": max(0, bucket.remaining - cost),
+            "resetAt": datetime.fromtimestamp(bucket.reset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "used": bucket.used + cost,
+        }
+
+    def repository(_info: Any, owner: str, name: str) -> dict[str, Any]:
+        repo = ctx.state.repo(owner, name)
+        if repo is None or caller_role(ctx.state, caller, repo) < Role.READ:
+            message = f"Could not resolve to a Repository with the name '{owner}/{name}'."
+            raise NotFoundError(message)
+        return _repository(ctx, caller, repo)
+
+    return {"viewer": viewer, "rateLimit": rate_limit, "repository": repository}
+
+
+def _repository(ctx: Context, caller: Principal, repo: Repo) -> dict[str, Any]:
+    async def default_branch_ref(_info: Any) -> dict[str, Any] | None:
+        ref = f"refs/heads/{repo.default_branch}"
+        try:
+            sha = await ctx.git.get_ref(repo.owner.login, repo.name, ref)
+        except GitError:
+            return None
+        commit = await ctx.git.get_commit(repo.owner.login, repo.name, sha)
+        target = {
+            "__typename": "Commit",
+            "id": node_id("C", int(sha[:12], 16)),
+            "oid": sha,
+            "message": commit.message,
+        }
+        return {
+            "id": node_id("REF", repo.id),
+            "name": repo.default_branch,
+            "prefix": "refs/heads/",
+            "target": target,
+        }
+
+    def issue(_info: Any, number: int) -> dict[str, Any]:
+        found = repo.issues.get(number)
+        if found is None or found.is_pull_request:
+            raise NotFoundError(f"Could not resolve to an Issue with the number of {number}.")
+        return _issue(ctx, repo, found)
+
+    del caller  # visibility was checked when the repository was resolved
+    return {
+        "id": node_id("R", repo.id),
+        "name": repo.name,
+        "nameWithOwner": repo.full_name,
+        "isPrivate": repo.private,
+        "url": f"{ctx.urls.web}/{repo.full_name}",
+        "defaultBranchRef": default_branch_ref,
+        "issue": issue,
+    }
+
+
+def _issue(ctx: Context, repo: Repo, issue: Issue) -> dict[str, Any]:
+    def labels(_info: Any, first: int | None = None, after: str | None = None) -> dict[str, Any]:
+        del after  # one page is all devhub serves; totalCount says how many there are
+        count = min(first if first is not None else MAX_CONNECTION, MAX_CONNECTION)
+        nodes = [
+            {
+                "id": node_id("LA", label.id),
+                "name": label.name,
+                "color": label.color,
+                "description": label.description,
+            }
+            for label in issue.labels[:count]
+        ]
+        return {"totalCount": len(issue.labels), "nodes": nodes}
+
+    return {
+        "id": node_id("I", issue.id),
+        "number": issue.number,
+        "title": issue.title,
+        "body": issue.body or "",
+        "state": issue.state.upper(),
+        "url": f"{ctx.urls.web}/{repo.full_name}/issues/{issue.number}",
+        "labels": labels,
+    }
