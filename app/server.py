@@ -1,0 +1,196 @@
+"""The aiohttp app: webhook endpoint, health checks, and the one place routers are merged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
+
+import aiohttp
+import gidgethub
+from aiohttp import web
+from gidgethub.routing import Router
+
+from app import installation
+from app.dispatch import SubjectQueue
+from app.github import GitHubAccess
+from app.retry import NO_RETRY
+from app.settings import Settings
+from app.webhooks import WebhookReceiver
+
+log = logging.getLogger(__name__)
+
+# Every handler module's router, merged here and nowhere else.
+ROUTERS: tuple[Router, ...] = (installation.router,)
+
+READY_CACHE_SECONDS = 5.0
+CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+AccessFactory = Callable[[Settings, aiohttp.ClientSession], GitHubAccess]
+
+
+class Readiness:
+    """Ready when GitHub's last answer was good, or when `GET /app` with the JWT works."""
+
+    def __init__(self, access: GitHubAccess, clock: Callable[[], float] = time.monotonic) -> None:
+        self._access = access
+        self._clock = clock
+        self._checked: tuple[float, bool, str] | None = None
+        self._lock = asyncio.Lock()
+
+    async def check(self) -> tuple[bool, str]:
+        """Return (ready, reason); probes GitHub at most once every few seconds."""
+        if self._access.health.healthy:
+            return True, "ok"
+        async with self._lock:
+            now = self._clock()
+            if self._checked is not None and now - self._checked[0] < READY_CACHE_SECONDS:
+                return self._checked[1], self._checked[2]
+            ready, reason = await self._probe()
+            self._checked = (self._clock(), ready, reason)
+            return ready, reason
+
+    async def _probe(self) -> tuple[bool, str]:
+        try:
+            await self._access.app_client(policy=NO_RETRY).getitem("/app")
+        except (gidgethub.GitHubException, aiohttp.ClientError, OSError) as error:
+            return False, f"GET /app failed: {_describe(error)}"
+        return True, "ok"
+
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
+ACCESS_KEY = web.AppKey("access", GitHubAccess)
+QUEUE_KEY = web.AppKey("queue", SubjectQueue)
+RECEIVER_KEY = web.AppKey("receiver", WebhookReceiver)
+READINESS_KEY = web.AppKey("readiness", Readiness)
+
+
+def registered_events() -> set[str]:
+    """Return every webhook event some handler is registered for."""
+    events: set[str] = set()
+    for router in ROUTERS:
+        # gidgethub's Router has no public way to list its routes.
+        events |= router._shallow_routes.keys() | router._deep_routes.keys()  # noqa: SLF001
+    return events
+
+
+def make_app(
+    settings: Settings,
+    *,
+    access_factory: AccessFactory | None = None,
+    routers: Sequence[Router] = ROUTERS,
+) -> web.Application:
+    """Build the application; its GitHub session, client and queue live in `cleanup_ctx`."""
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS_KEY] = settings
+    app.cleanup_ctx.append(partial(_lifetime, access_factory or GitHubAccess, Router(*routers)))
+    app.router.add_post(settings.webhook_path, _webhook)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    return app
+
+
+def queue_of(app: web.Application) -> SubjectQueue:
+    """Return the running app's delivery queue."""
+    return app[QUEUE_KEY]
+
+
+def access_of(app: web.Application) -> GitHubAccess:
+    """Return the running app's GitHub access."""
+    return app[ACCESS_KEY]
+
+
+async def serve(settings: Settings) -> None:
+    """Run the app until SIGINT or SIGTERM, then shut down gracefully."""
+    runner = web.AppRunner(make_app(settings), handle_signals=False, access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        for address in runner.addresses:
+            log.info(
+                "coder listening on http://%s:%d%s (GitHub API: %s)",
+                address[0],
+                address[1],
+                settings.webhook_path,
+                settings.api_url,
+            )
+        await stop.wait()
+        log.info(
+            "shutting down: finishing in-flight deliveries for up to %gs",
+            settings.shutdown_grace_seconds,
+        )
+    finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+        await runner.cleanup()
+
+
+async def _lifetime(
+    access_factory: AccessFactory, router: Router, app: web.Application
+) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    session = aiohttp.ClientSession(timeout=CLIENT_TIMEOUT)
+    access = access_factory(settings, session)
+    queue = SubjectQueue(settings.max_concurrency)
+    app[SESSION_KEY] = session
+    app[ACCESS_KEY] = access
+    app[QUEUE_KEY] = queue
+    app[READINESS_KEY] = Readiness(access)
+    app[RECEIVER_KEY] = WebhookReceiver(
+        secret=settings.webhook_secret.get_secret_value(),
+        router=router,
+        queue=queue,
+        access=access,
+        delivery_ttl_seconds=settings.delivery_ttl_seconds,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    # Learn the app's slug early so events the app caused itself are dropped at the door.
+    learn_slug = asyncio.create_task(_learn_slug(access))
+    try:
+        yield
+    finally:
+        learn_slug.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await learn_slug
+        abandoned = await queue.close(settings.shutdown_grace_seconds)
+        if abandoned:
+            log.warning("shutdown abandoned %d delivery(ies)", len(abandoned))
+        await session.close()
+
+
+async def _learn_slug(access: GitHubAccess) -> None:
+    try:
+        await access.app_slug()
+    except (gidgethub.GitHubException, aiohttp.ClientError, OSError, KeyError) as error:
+        log.warning("could not read the app's slug from GET /app yet: %s", _describe(error))
+
+
+async def _webhook(request: web.Request) -> web.Response:
+    return await request.app[RECEIVER_KEY].handle(request)
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    ready, reason = await request.app[READINESS_KEY].check()
+    if ready:
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "unavailable", "reason": reason}, status=503)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, gidgethub.HTTPException):
+        return f"HTTP {int(error.status_code)} {error}"
+    return type(error).__name__
