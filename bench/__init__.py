@@ -1,0 +1,1 @@
+"""coder's benchmarks (DESIGN §8): `make bench`; figures are ratios to baselines run alongside."""
