@@ -18,14 +18,23 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Token shapes GitHub documents
 # (https://github.blog/engineering/platform-security/behind-githubs-new-authentication-token-formats/),
 # app JWTs, Authorization header values and PEM blocks.
+# Each pattern comes with a substring that every match contains, so the common line (one that
+# holds nothing secret) costs a few `in` checks instead of five regex scans; the webhook
+# benchmark showed redaction at a tenth of the server's CPU before this.
 TOKEN_PATTERNS = (
-    re.compile(r"-----BEGIN [A-Z0-9 ]*-----.*?(?:-----END [A-Z0-9 ]*-----|\Z)", re.DOTALL),
-    re.compile(
-        r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|token|basic)\s+)?[^\s\"',}]+"
+    (
+        "-----BEGIN ",
+        re.compile(r"-----BEGIN [A-Z0-9 ]*-----.*?(?:-----END [A-Z0-9 ]*-----|\Z)", re.DOTALL),
     ),
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9_]{16,}"),
-    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{16,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*){0,2}"),
+    (
+        "authorization",
+        re.compile(
+            r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|token|basic)\s+)?[^\s\"',}]+"
+        ),
+    ),
+    ("_", re.compile(r"\bgh[pousr]_[A-Za-z0-9_]{16,}")),
+    ("github_pat_", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{16,}")),
+    ("eyJ", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*){0,2}")),
 )
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and goes in JSON.
@@ -43,9 +52,12 @@ class Redactor:
     def __call__(self, text: str) -> str:
         """Return `text` with every secret and token-shaped string redacted."""
         for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        for pattern in TOKEN_PATTERNS:
-            text = pattern.sub(_keep_prefix, text)
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        folded = text.lower()
+        for needle, pattern in TOKEN_PATTERNS:
+            if needle.lower() in folded:
+                text = pattern.sub(_keep_prefix, text)
         return text
 
 
@@ -85,7 +97,11 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Format, then redact whatever a traceback carried."""
-        return self._redact(super().format(record))
+        line = super().format(record)
+        # The filter already redacted the message; only a traceback or stack can add text.
+        if record.exc_info or record.exc_text or record.stack_info:
+            return self._redact(line)
+        return line
 
 
 class JsonFormatter(logging.Formatter):

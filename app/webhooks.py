@@ -124,12 +124,19 @@ class WebhookReceiver:
             return outcome
         except asyncio.CancelledError:
             outcome = "cancelled"
+            self._forget(event.delivery_id)
             raise
         except Exception as error:
             outcome = f"error: {type(error).__name__}"
+            self._forget(event.delivery_id)
             raise
         finally:
             _log_delivery(event, outcome, (time.perf_counter() - started) * 1000)
+
+    def _forget(self, delivery_id: str) -> None:
+        # Work that failed or was abandoned must not turn GitHub's (or an operator's) redelivery
+        # into a "duplicate": handlers are idempotent, so running the delivery again is safe.
+        self._seen.pop(delivery_id, None)
 
     async def _dispatch(self, event: Event, received_at: float) -> str:
         sender = _sender(event)

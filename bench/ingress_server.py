@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from gidgethub.routing import Router
 
+from app.logs import configure_logging
 from app.settings import load_settings
 
 WEBHOOK_PATH = "/api/github/webhooks"
@@ -46,9 +49,12 @@ def _coder_app(key_path: str, secret: str) -> web.Application:
             "WEBHOOK_SECRET": secret,
             "GHE_HOST": "127.0.0.1:9",
             "GHE_PROTOCOL": "http",
-            "LOG_LEVEL": "CRITICAL",
         },
     )
+    # Log as `coder serve` does (one line per delivery, redacted) and pay for it; only the
+    # output is thrown away. Probot runs at its quietest, so the comparison is conservative.
+    sink = Path(os.devnull).open("w")  # noqa: SIM115 - lives as long as the process
+    configure_logging(settings.log_level, settings.log_format, stream=sink)
     return make_app(settings, routers=(_noop_router(),))
 
 

@@ -213,6 +213,18 @@ async def test_handler_errors_become_the_outcome(recorded):
     assert await recorded.queue.wait_for("d-err") == "error: RuntimeError: boom"
 
 
+async def test_a_failed_delivery_is_handled_again_when_redelivered(recorded):
+    payload = example("issues.labeled")
+    recorded.recorder.fail_with = RuntimeError("boom")
+    await recorded.deliver("issues", payload, delivery_id="d-again")
+    assert (await recorded.queue.wait_for("d-again")).startswith("error")
+    recorded.recorder.fail_with = None
+    again = await recorded.deliver("issues", payload, delivery_id="d-again")
+    assert again == (202, {"status": "accepted"})
+    await recorded.queue.wait_idle()
+    assert recorded.recorder.seen == ["d-again", "d-again"]
+
+
 async def test_a_closing_app_refuses_new_work_so_github_can_redeliver(recorded):
     await recorded.queue.close(0)
     status, body = await recorded.deliver("issues", example("issues.labeled"), delivery_id="late")
