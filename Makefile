@@ -20,11 +20,12 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
-## lint: ruff format check, ruff lint, mypy --strict
+## lint: ruff format check, ruff lint, mypy --strict, zizmor on the workflows
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/zizmor --offline --quiet .github/workflows
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
