@@ -1,0 +1,230 @@
+"""What a run is asked to do: the issue snapshot, branch names, the initial commit, the PR body.
+
+Pure. The app writes the snapshot into the run branch's first commit message when the label is
+added; commit messages are immutable, so the runner later reads exactly what the issue said at
+that moment, not a later edit. Untrusted text is cleaned here before it reaches an agent.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from app.markers import render_marker
+
+BRANCH_PREFIX = "coder/"
+TITLE_PREFIX = "[coder] "
+SLUG_MAX = 40
+RUN_MARKER = "run"
+TRAILER_RUN = "Coder-Run"
+TRAILER_WORKFLOW = "Coder-Workflow"
+TRAILER_ISSUE = "Coder-Issue"
+TRAILER_MODEL = "Coder-Model"
+TRAILER_LABELED_BY = "Coder-Labeled-By"
+
+HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+# Zero-width and bidi-control characters can hide instructions from a human reviewer while an
+# agent still reads them (https://trojansource.codes/). Category Cf covers them all.
+INVISIBLE_CATEGORIES = frozenset({"Cf"})
+TRAILER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.*)$")
+
+
+def sanitize(text: str) -> str:
+    """Strip hidden HTML comments and invisible format characters from untrusted text."""
+    without_comments = HTML_COMMENT.sub("", text.replace("\r\n", "\n"))
+    return "".join(
+        char for char in without_comments if unicodedata.category(char) not in INVISIBLE_CATEGORIES
+    ).strip()
+
+
+def slugify(title: str) -> str:
+    """Return a branch-safe slug of an issue title: lowercase ASCII words joined by hyphens."""
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    words = re.findall(r"[a-z0-9]+", ascii_title.lower())
+    slug = ""
+    for word in words:
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > SLUG_MAX:
+            break
+        slug = candidate
+    return slug or "issue"
+
+
+def branch_name(issue_number: int, title: str, attempt: int = 1) -> str:
+    """Return `coder/<issue>-<slug>`, with `-<attempt>` from the second attempt on."""
+    base = f"{BRANCH_PREFIX}{issue_number}-{slugify(title)}"
+    return base if attempt == 1 else f"{base}-{attempt}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The issue as it was when the run was asked for, and who asked."""
+
+    repo: str
+    issue_number: int
+    title: str
+    body: str
+    labeled_by: str
+    run_id: str
+    workflow: str
+    model: str
+
+    @classmethod
+    def taken(
+        cls,
+        *,
+        repo: str,
+        issue_number: int,
+        title: str,
+        body: str | None,
+        labeled_by: str,
+        run_id: str,
+        workflow: str,
+        model: str,
+    ) -> Snapshot:
+        """Take a snapshot, cleaning the untrusted title and body."""
+        return cls(
+            repo=repo,
+            issue_number=issue_number,
+            title=sanitize(title).replace("\n", " "),
+            body=sanitize(body or ""),
+            labeled_by=labeled_by,
+            run_id=run_id,
+            workflow=workflow,
+            model=model,
+        )
+
+
+def initial_commit_message(snapshot: Snapshot) -> str:
+    """Render the run branch's first commit: the title, the issue body, then the trailers."""
+    body = snapshot.body or "(the issue has no description)"
+    trailers = "\n".join(
+        [
+            f"{TRAILER_RUN}: {snapshot.run_id}",
+            f"{TRAILER_WORKFLOW}: {snapshot.workflow}",
+            f"{TRAILER_ISSUE}: {snapshot.issue_number}",
+            f"{TRAILER_MODEL}: {snapshot.model}",
+            f"{TRAILER_LABELED_BY}: {snapshot.labeled_by}",
+        ]
+    )
+    return f"{TITLE_PREFIX}{snapshot.title}\n\n{body}\n\n{trailers}\n"
+
+
+def parse_trailers(message: str) -> dict[str, str]:
+    """Return the trailers of a commit message's last paragraph (`Key: value` lines)."""
+    paragraphs = [p for p in message.strip().split("\n\n") if p.strip()]
+    if not paragraphs:
+        return {}
+    trailers: dict[str, str] = {}
+    for line in paragraphs[-1].splitlines():
+        match = TRAILER_LINE.match(line)
+        if match is None:
+            return {}
+        trailers[match.group(1)] = match.group(2).strip()
+    return trailers
+
+
+def snapshot_from_commit(repo: str, message: str) -> Snapshot | None:
+    """Read a snapshot back from an initial commit message; None if it is not one of ours."""
+    trailers = parse_trailers(message)
+    needed = (TRAILER_RUN, TRAILER_WORKFLOW, TRAILER_ISSUE, TRAILER_MODEL, TRAILER_LABELED_BY)
+    if not all(key in trailers for key in needed) or not trailers[TRAILER_ISSUE].isdigit():
+        return None
+    head, _, rest = message.strip().partition("\n\n")
+    body, _, _ = rest.rpartition("\n\n")
+    return Snapshot(
+        repo=repo,
+        issue_number=int(trailers[TRAILER_ISSUE]),
+        title=head.removeprefix(TITLE_PREFIX),
+        body=body.strip(),
+        labeled_by=trailers[TRAILER_LABELED_BY],
+        run_id=trailers[TRAILER_RUN],
+        workflow=trailers[TRAILER_WORKFLOW],
+        model=trailers[TRAILER_MODEL],
+    )
+
+
+class StepState(StrEnum):
+    """Where one step of a run stands, as the PR checklist shows it."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the progress checklist."""
+
+    name: str
+    state: StepState = StepState.PENDING
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The checklist in the PR body: the workflow's roles, then tests and push."""
+
+    steps: tuple[Step, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def for_roles(cls, roles: tuple[str, ...]) -> Progress:
+        """Return a fresh checklist for these roles."""
+        return cls(tuple(Step(name) for name in (*roles, "tests", "push")))
+
+    def with_step(self, name: str, state: StepState, note: str = "") -> Progress:
+        """Return the checklist with one step moved to `state`."""
+        return Progress(
+            tuple(Step(s.name, state, note) if s.name == name else s for s in self.steps)
+        )
+
+
+CHECKBOX = {
+    StepState.PENDING: "- [ ] {name}",
+    StepState.RUNNING: "- [ ] **{name}** (running)",
+    StepState.DONE: "- [x] {name}",
+    StepState.FAILED: "- [ ] {name}: failed",
+    StepState.SKIPPED: "- [ ] ~~{name}~~ (skipped)",
+}
+
+
+def render_checklist(progress: Progress) -> str:
+    """Render the checklist as GitHub task-list markdown."""
+    lines = []
+    for step in progress.steps:
+        line = CHECKBOX[step.state].format(name=step.name)
+        lines.append(f"{line} — {step.note}" if step.note else line)
+    return "\n".join(lines)
+
+
+def render_pr_body(snapshot: Snapshot, progress: Progress, status: str = "") -> str:
+    """Render the run's pull-request body: marker, Closes #N, status, checklist, briefing."""
+    quoted = "\n".join(f"> {line}" if line else ">" for line in snapshot.body.splitlines())
+    parts = [
+        render_marker(RUN_MARKER, id=snapshot.run_id, workflow=snapshot.workflow),
+        f"Closes #{snapshot.issue_number}",
+        "",
+        (
+            f"coder is working on this in run `{snapshot.run_id}` ({snapshot.workflow}, "
+            f"model {snapshot.model}), asked for by @{snapshot.labeled_by}."
+        ),
+    ]
+    if status:
+        parts += ["", f"**Status:** {status}"]
+    parts += [
+        "",
+        "### Progress",
+        "",
+        render_checklist(progress),
+        "",
+        "### Briefing",
+        "",
+        f"**{snapshot.title}**",
+        "",
+        quoted or "> (the issue has no description)",
+    ]
+    return "\n".join(parts) + "\n"
