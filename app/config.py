@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 CONFIG_PATH = ".github/coder.yml"
@@ -233,6 +233,8 @@ def parse_config(text: str | None, path: str = CONFIG_PATH) -> ConfigResult:
         plain = _to_plain(document, budget=[MAX_CONFIG_NODES])
     except _TooLargeError:
         return _fail(path, 1, 1, f"the document expands to more than {MAX_CONFIG_NODES} nodes")
+    except _TaggedError as error:
+        return _fail(path, 1, 1, f"YAML tags are not allowed here (found {error.args[0]})")
     try:
         return ConfigResult(CoderConfig.model_validate(plain))
     except ValidationError as error:
@@ -247,11 +249,25 @@ class _TooLargeError(Exception):
     pass
 
 
+class _TaggedError(Exception):
+    pass
+
+
+def _explicit_tag(node: Node) -> str | None:
+    # Safe loading never builds objects from tags, but a tag in a config file is always a
+    # mistake or a probe; say so instead of silently reading the tagged value.
+    tag = getattr(getattr(node, "tag", None), "value", None)
+    return tag if isinstance(tag, str) else None
+
+
 def _to_plain(node: Node, budget: list[int]) -> Any:
     """Copy ruamel's tree into plain containers, counting nodes (aliases count every time)."""
     budget[0] -= 1
     if budget[0] < 0:
         raise _TooLargeError
+    tag = _explicit_tag(node)
+    if tag is not None or isinstance(node, TaggedScalar):
+        raise _TaggedError(tag or "a tag")
     if isinstance(node, CommentedMap):
         return {str(key): _to_plain(value, budget) for key, value in node.items()}
     if isinstance(node, CommentedSeq):
