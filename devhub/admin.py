@@ -47,7 +47,8 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_response({"message": error.message}, status=error.status)
 
 
-def _admin(request: web.Request) -> Context:
+def admin_context(request: web.Request) -> Context:
+    """Return devhub's context once the caller proved to hold the admin token."""
     ctx = context(request)
     credential = credential_from_header(request.headers.get("Authorization"))
     if not credential or not hmac.compare_digest(credential, ctx.admin_token):
@@ -55,7 +56,8 @@ def _admin(request: web.Request) -> Context:
     return ctx
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def admin_body(request: web.Request) -> dict[str, Any]:
+    """Read a JSON object body (400 otherwise)."""
     try:
         body = json.loads(await request.read() or b"{}")
     except ValueError:
@@ -68,8 +70,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
 @ROUTES.post(PREFIX + "/users")
 async def create_user(request: web.Request) -> web.Response:
     """Create a user, organization or bot; people and bots get a personal token."""
-    ctx = _admin(request)
-    body = await _body(request)
+    ctx = admin_context(request)
+    body = await admin_body(request)
     login, kind = body.get("login"), body.get("type", "User")
     if kind not in ACCOUNT_TYPES:
         raise AdminError(422, f"type must be one of {', '.join(ACCOUNT_TYPES)}")
@@ -88,8 +90,8 @@ async def create_user(request: web.Request) -> web.Response:
 @ROUTES.post(PREFIX + "/installations")
 async def install(request: web.Request) -> web.Response:
     """Install the app on an account (or change which repositories it sees)."""
-    ctx = _admin(request)
-    body = await _body(request)
+    ctx = admin_context(request)
+    body = await admin_body(request)
     login = body.get("account")
     account = ctx.state.account(login) if isinstance(login, str) else None
     if account is None or account.type == "Bot":
@@ -160,7 +162,7 @@ def _installer(ctx: Context, account: Account) -> Account:
 @ROUTES.get(PREFIX + "/deliveries")
 async def list_deliveries(request: web.Request) -> web.Response:
     """List webhook deliveries, oldest first (`?event=` and `?action=` filter)."""
-    ctx = _admin(request)
+    ctx = admin_context(request)
     event, action = request.query.get("event"), request.query.get("action")
     chosen = [
         d
@@ -184,14 +186,14 @@ def _delivery(ctx: Context, request: web.Request) -> Any:
 @ROUTES.get(PREFIX + "/deliveries/{delivery_id}")
 async def get_delivery(request: web.Request) -> web.Response:
     """Show one delivery with its request headers and payload."""
-    ctx = _admin(request)
+    ctx = admin_context(request)
     return json_response(delivery_json(_delivery(ctx, request), full=True))
 
 
 @ROUTES.post(PREFIX + "/deliveries/{delivery_id}/redeliver")
 async def redeliver(request: web.Request) -> web.Response:
     """Send a delivery again (same body, same `X-GitHub-Delivery`) and report the outcome."""
-    ctx = _admin(request)
+    ctx = admin_context(request)
     original = _delivery(ctx, request)
     again = ctx.webhooks.redeliver(original)
     try:
@@ -204,7 +206,7 @@ async def redeliver(request: web.Request) -> web.Response:
 @ROUTES.get(PREFIX + "/requests")
 async def list_requests(request: web.Request) -> web.Response:
     """List every API, GraphQL and git request devhub answered."""
-    ctx = _admin(request)
+    ctx = admin_context(request)
     return json_response(
         [
             {
@@ -214,6 +216,7 @@ async def list_requests(request: web.Request) -> web.Response:
                 "query": r.query,
                 "status": r.status,
                 "token_owner": r.token_owner,
+                "token_repository_ids": r.token_repository_ids,
                 "ms": r.ms,
                 "at": iso(r.at),
                 "unimplemented": r.unimplemented,
@@ -228,9 +231,9 @@ async def list_requests(request: web.Request) -> web.Response:
 @ROUTES.post(PREFIX + "/faults")
 async def add_fault(request: web.Request) -> web.Response:
     """Inject a fault (status, latency, reset, secondary or primary rate limit)."""
-    ctx = _admin(request)
+    ctx = admin_context(request)
     try:
-        fault: Fault = ctx.faults.add(await _body(request))
+        fault: Fault = ctx.faults.add(await admin_body(request))
     except FaultSpecError as error:
         raise AdminError(422, str(error)) from None
     return json_response(fault.to_json(), status=201)
@@ -239,12 +242,12 @@ async def add_fault(request: web.Request) -> web.Response:
 @ROUTES.get(PREFIX + "/faults")
 async def list_faults(request: web.Request) -> web.Response:
     """List the faults still active."""
-    ctx = _admin(request)
+    ctx = admin_context(request)
     return json_response([fault.to_json() for fault in ctx.faults.active])
 
 
 @ROUTES.delete(PREFIX + "/faults")
 async def clear_faults(request: web.Request) -> web.Response:
     """Remove every fault."""
-    _admin(request).faults.clear()
+    admin_context(request).faults.clear()
     return web.Response(status=204)

@@ -311,6 +311,21 @@ def _path_pattern(template: str, multi_segment: set[str]) -> re.Pattern[str]:
     return re.compile(regex)
 
 
+def _precedence(template: str, multi_segment: set[str]) -> tuple[int, ...]:
+    """Rank a template for matching: lower wins.
+
+    A multi-segment parameter (a ref such as `coder/42-x`) can swallow a literal suffix, so
+    `/commits/{ref}/check-runs` must beat `/commits/{ref}` for `.../commits/a/b/check-runs`:
+    fewer multi-segment parameters first, then more literal segments, then literal segments
+    beat `{param}` segments left to right, as in GitHub's router.
+    """
+    segments = template.split("/")
+    names = re.findall(r"\{([^}]+)\}", template)
+    spans = sum(1 for name in names if name in multi_segment)
+    literals = sum(1 for s in segments if "{" not in s)
+    return (spans, -literals, *(int("{" in s) for s in segments))
+
+
 class OpenAPIContract:
     """GitHub's REST contract: which operation a request is, and whether it is well-formed."""
 
@@ -368,8 +383,7 @@ class OpenAPIContract:
             method=method.upper(),
             template=template,
             pattern=_path_pattern(template, multi_segment),
-            # Literal segments beat `{param}` segments, left to right, as in GitHub's router.
-            precedence=tuple(int("{" in s) for s in template.split("/")),
+            precedence=_precedence(template, multi_segment),
             parameters=path_params + others,
             body_pointer=_json_schema_pointer(self._schemas, body) if has_body else None,
             body_required=has_body and bool(self._schemas.follow(body)[1].get("required")),

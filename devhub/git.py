@@ -51,7 +51,7 @@ from devhub.git_types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
     from pathlib import Path
 
     from aiohttp import web
@@ -406,6 +406,46 @@ class GitStore:
         shas = (await repo.git(*args, "--")).decode().split()[::-1]
         return [(await self.get_commit(owner, name, sha), await repo.changes(sha)) for sha in shas]
 
+    async def merge_base(self, owner: str, name: str, one: str, other: str) -> str | None:
+        """Return the best common ancestor of two commits, or None when they share none."""
+        repo = self._repo(owner, name)
+        for sha in (one, other):
+            if not is_sha(sha):
+                raise ObjectNotFound(f"No commit found for SHA: {sha}")
+        result = await repo.run("merge-base", one, other)
+        if result.code != 0:
+            return None  # unrelated histories
+        return result.stdout.decode().strip() or None
+
+    async def merge_trees(self, owner: str, name: str, ours: str, theirs: str) -> str | None:
+        """Merge two commits in memory (`git merge-tree --write-tree`); None on conflicts.
+
+        The merge base is the one git finds; pass a synthetic `ours` whose parent is the base
+        you want to cherry-pick with an explicit base.
+        """
+        repo = self._repo(owner, name)
+        for sha in (ours, theirs):
+            if not is_sha(sha):
+                raise ObjectNotFound(f"No commit found for SHA: {sha}")
+        args = ("merge-tree", "--write-tree", "--no-messages", "--allow-unrelated-histories")
+        result = await repo.run(*args, ours, theirs)
+        if result.code == 0:
+            return result.stdout.decode().split("\n", 1)[0].strip()
+        if result.code == 1:
+            return None  # conflicts
+        raise GitError(f"git merge-tree failed: {result.stderr}")
+
+    async def diff_tree(self, owner: str, name: str, base: str, head: str, mode: str) -> bytes:
+        """Return `git diff-tree -r --no-renames` between two commits: `raw`, `numstat`, `patch`."""
+        flags = {"raw": ["-z", "--raw"], "numstat": ["-z", "--numstat"], "patch": ["-p"]}[mode]
+        repo = self._repo(owner, name)
+        for sha in (base, head):
+            if not is_sha(sha):
+                raise ObjectNotFound(f"No commit found for SHA: {sha}")
+        return await repo.git(
+            "diff-tree", "-r", "--no-renames", "--no-commit-id", *flags, base, head
+        )
+
     # -- smart HTTP ----------------------------------------------------------------------
 
     async def serve_smart_http(
@@ -416,8 +456,13 @@ class GitStore:
         *,
         remote_user: str,
         allow_push: bool,
+        on_updates: Callable[[list[RefUpdate]], Awaitable[None]] | None = None,
     ) -> tuple[web.StreamResponse, list[RefUpdate]]:
-        """Answer a smart-HTTP git request and list the refs a push moved."""
+        """Answer a smart-HTTP git request and list the refs a push moved.
+
+        `on_updates` runs with the moved refs before git's report reaches the client, so its
+        effects are in place when `git push` returns.
+        """
         tail = request.match_info.get("tail", "")
         try:
             repo = self._repo(owner, name)
@@ -445,6 +490,8 @@ class GitStore:
 
         async def record_updates() -> None:
             updates.extend(git_http.ref_updates(before, await repo.refs()))
+            if updates and on_updates is not None:
+                await on_updates(list(updates))
 
         async with self._lock(repo):
             before = await repo.refs()

@@ -110,9 +110,9 @@ async def run_cgi(
 ) -> web.StreamResponse:
     """Run the CGI program, streaming the request body in and its output back out.
 
-    The program has exited and `before_eof` has run before the response's last chunk is
-    sent: git closes the connection as soon as it has the whole response, and aiohttp may
-    then cancel the handler (`handler_cancellation`, always on in aiohttp's test server).
+    The program has exited and `before_eof` has run before the response's last data chunk is
+    sent: git closes the connection as soon as it has the whole response, and aiohttp may then
+    cancel the handler (`handler_cancellation`, always on in aiohttp's test server).
     """
     first = await request.content.read(CHUNK_SIZE)
     proc = await asyncio.create_subprocess_exec(
@@ -140,8 +140,14 @@ async def run_cgi(
         for name, value in headers:
             response.headers.add(name, value)
         await response.prepare(request)
+        # Hold the last chunk back until `before_eof` has run: it ends git's report, and git
+        # returns from `git push` the moment it has read it, so whatever `before_eof` does (devhub
+        # moves pull-request heads there) is visible by the time the pusher's next call arrives.
+        held = b""
         while chunk := await proc.stdout.read(CHUNK_SIZE):
-            await response.write(chunk)
+            if held:
+                await response.write(held)
+            held = chunk
         await feeder
         code = await proc.wait()
         if code != 0:
@@ -150,6 +156,8 @@ async def run_cgi(
             )
         if before_eof is not None:
             await before_eof()
+        if held:
+            await response.write(held)
         await response.write_eof()
         return response
     finally:

@@ -13,9 +13,11 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from graphql import GraphQLError, GraphQLSchema, build_schema, graphql
+from graphql import GraphQLSchema, build_schema, graphql
 
+from devhub import graphql_pulls
 from devhub.git import GitError
+from devhub.graphql_pulls import ForbiddenError, NotFoundError
 from devhub.http import (
     GRAPHQL_PATH,
     NOT_ACCESSIBLE,
@@ -44,6 +46,7 @@ type Query {
   viewer: User!
   rateLimit(dryRun: Boolean = false): RateLimit
   repository(owner: String!, name: String!): Repository
+  node(id: ID!): Node
 }
 
 type User {
@@ -69,6 +72,7 @@ type Repository {
   url: URI!
   defaultBranchRef: Ref
   issue(number: Int!): Issue
+  pullRequest(number: Int!): PullRequest
 }
 
 type Ref {
@@ -126,11 +130,7 @@ MAX_CONNECTION = 100
 @cache
 def schema() -> GraphQLSchema:
     """Build the schema once."""
-    return build_schema(SCHEMA)
-
-
-class NotFoundError(GraphQLError):
-    """A missing object; GitHub tags these errors with `type: NOT_FOUND`."""
+    return build_schema(SCHEMA + graphql_pulls.SCHEMA)
 
 
 @ROUTES.post(GRAPHQL_PATH)
@@ -168,8 +168,9 @@ async def query(request: web.Request) -> web.Response:
 
 def _error_json(error: _Error) -> dict[str, Any]:
     formatted: dict[str, Any] = dict(error.formatted)
-    if isinstance(error.original_error, NotFoundError) or isinstance(error, NotFoundError):
-        formatted["type"] = "NOT_FOUND"
+    for kind, name in ((NotFoundError, "NOT_FOUND"), (ForbiddenError, "FORBIDDEN")):
+        if isinstance(error.original_error, kind) or isinstance(error, kind):
+            formatted["type"] = name
     return formatted
 
 
@@ -198,7 +199,12 @@ def _root(ctx: Context, caller: Principal) -> dict[str, Any]:
             raise NotFoundError(message)
         return _repository(ctx, caller, repo)
 
-    return {"viewer": viewer, "rateLimit": rate_limit, "repository": repository}
+    return {
+        "viewer": viewer,
+        "rateLimit": rate_limit,
+        "repository": repository,
+        "node": graphql_pulls.node_resolver(ctx, caller),
+    } | graphql_pulls.mutations(ctx, caller)
 
 
 def _repository(ctx: Context, caller: Principal, repo: Repo) -> dict[str, Any]:
@@ -228,8 +234,16 @@ def _repository(ctx: Context, caller: Principal, repo: Repo) -> dict[str, Any]:
             raise NotFoundError(f"Could not resolve to an Issue with the number of {number}.")
         return _issue(ctx, repo, found)
 
+    def pull_request(_info: Any, number: int) -> dict[str, Any]:
+        found = repo.pulls.get(number)
+        if found is None:
+            message = f"Could not resolve to a PullRequest with the number of {number}."
+            raise NotFoundError(message)
+        return graphql_pulls.pull_node(ctx, repo, found)
+
     del caller  # visibility was checked when the repository was resolved
     return {
+        "pullRequest": pull_request,
         "id": node_id("R", repo.id),
         "name": repo.name,
         "nameWithOwner": repo.full_name,

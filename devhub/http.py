@@ -31,7 +31,9 @@ from devhub.state import Account, App, Repo, RequestRecord, Role, State, permiss
 if TYPE_CHECKING:
     from devhub.contract import OpenAPIContract
     from devhub.git import GitStore
+    from devhub.oidc import OidcIssuer
     from devhub.rest_json import Urls
+    from devhub.runner import LocalRunner
     from devhub.webhooks import Webhooks
 
 LOG = logging.getLogger("devhub")
@@ -62,7 +64,7 @@ class GitHubError(Exception):
         message: str,
         *,
         documentation_url: str = DOCS,
-        errors: list[dict[str, Any]] | None = None,
+        errors: list[Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -188,6 +190,11 @@ class Context:
     admin_token: str
     urls: Urls
     openapi: OpenAPIContract | None = None
+    # The built-in GitHub Actions app: it owns the check runs of workflow jobs, and the admin
+    # token writes checks as it.
+    actions_app: App | None = None
+    runner: LocalRunner | None = None
+    oidc: OidcIssuer | None = None
     violations: list[str] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
     limits: RateLimits = field(default_factory=RateLimits)
@@ -442,7 +449,11 @@ async def _serve(
         )
     request[PRINCIPAL] = caller
     record.token_owner = caller.owner_label
+    if caller.token is not None and caller.token.repository_ids is not None:
+        record.token_repository_ids = tuple(sorted(caller.token.repository_ids))
     resource = "graphql" if surface == "graphql" else "core"
+    if request.path.startswith(f"{API_PREFIX}/search/"):
+        resource = "search"
     bucket = ctx.limits.bucket(caller, resource)
     counts = surface != "git" and request.path != f"{API_PREFIX}/rate_limit"
     unimplemented = request.match_info.http_exception is not None

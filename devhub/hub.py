@@ -26,32 +26,48 @@ from ruamel.yaml import YAML
 
 from devhub import (
     admin,
+    admin_actions,
     graphql,
+    oidc,
+    rest_actions,
     rest_apps,
+    rest_checks,
+    rest_commits,
     rest_contents,
     rest_git,
     rest_githttp,
     rest_issues,
     rest_labels,
     rest_meta,
+    rest_pulls,
     rest_reactions,
     rest_repos,
+    rest_reviews,
+    rest_search,
     rest_users,
+    rest_variables,
 )
 from devhub.contract import OpenAPIContract, WebhookContract, default_fixture_dir
 from devhub.git import GitStore
 from devhub.http import CONTEXT, Context, api_middleware
+from devhub.oidc import ID_TOKEN_PATH, ISSUER_PATH, OidcIssuer
 from devhub.rest_json import Urls
+from devhub.runner import LocalRunner
 from devhub.state import App, Delivery, State, utcnow
 from devhub.webhooks import Webhooks, matcher
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
     from pathlib import Path
+
+    from devhub.state_actions import WorkflowRun
 
 LOG = logging.getLogger("devhub")
 
 APP_ID = 1
+# GitHub Actions is an app too; 15368 is its id on github.com, where its check runs show it.
+ACTIONS_APP_ID = 15368
+ACTIONS_APP_SLUG = "github-actions"
 DEFAULT_SLUG = "coder"
 ADMIN_LOGIN = "devhub-admin"
 KEY_FILE = "app-private-key.pem"
@@ -136,6 +152,20 @@ class DevHub:
             created_at=utcnow(),
             public_key_pem=self._public_key_pem(),
         )
+        self.actions_app = App(
+            id=ACTIONS_APP_ID,
+            slug=ACTIONS_APP_SLUG,
+            name="GitHub Actions",
+            owner=self._admin,
+            bot=self.state.add_account(f"{ACTIONS_APP_SLUG}[bot]", "Bot"),
+            permissions={"actions": "write", "checks": "write", "contents": "write"},
+            events=[],
+            created_at=utcnow(),
+            public_key_pem=b"",  # it never authenticates to devhub
+            external_url="https://help.github.com/en/actions",
+        )
+        self.oidc = OidcIssuer(self.state_dir)
+        self._runner_command: list[str] | None = None
         self._ctx: Context | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -191,7 +221,11 @@ class DevHub:
             urls=urls,
             openapi=openapi,
             violations=self.contract_violations,
+            actions_app=self.actions_app,
+            oidc=self.oidc,
         )
+        self._ctx.runner = LocalRunner(self._ctx, id_token_url=self._id_token_url)
+        self._ctx.runner.command = self._runner_command
         application = web.Application(
             middlewares=[api_middleware, admin.admin_middleware], client_max_size=MAX_BODY_BYTES
         )
@@ -216,6 +250,8 @@ class DevHub:
         """Stop serving: end injected delays, stop deliveries, close connections."""
         if self._ctx is not None:
             self._ctx.stopping.set()
+            if self._ctx.runner is not None:
+                await self._ctx.runner.stop()
             await self._ctx.webhooks.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -273,6 +309,63 @@ class DevHub:
             raise RuntimeError("devhub is not started")
         return await self._ctx.webhooks.wait_for(matcher(event, action, predicate), timeout=timeout)
 
+    def follow_deliveries(self, *, from_now: bool = True) -> AsyncIterator[Delivery]:
+        """Yield each webhook delivery as it completes, in order (from now on, or all)."""
+        if self._ctx is None:
+            raise RuntimeError("devhub is not started")
+        start = len(self._ctx.state.deliveries) if from_now else 0
+        return self._ctx.webhooks.follow(start)
+
+    # Actions: the local runner and the OIDC issuer
+
+    @property
+    def runner_command(self) -> list[str] | None:
+        """Return the command the local runner starts for coder's agent step (None: coder-agent)."""
+        return self._runner_command
+
+    @runner_command.setter
+    def runner_command(self, value: list[str] | None) -> None:
+        self._runner_command = list(value) if value is not None else None
+        if self._ctx is not None and self._ctx.runner is not None:
+            self._ctx.runner.command = self._runner_command
+
+    @property
+    def oidc_issuer(self) -> str:
+        """Return the `iss` of the ID tokens devhub signs (`<url>/_services/token`)."""
+        return self.url + ISSUER_PATH
+
+    def _id_token_url(self) -> str:
+        return f"{self.url}{ID_TOKEN_PATH}?api-version=2.0"
+
+    def _local_runner(self) -> LocalRunner:
+        if self._ctx is None or self._ctx.runner is None:
+            raise RuntimeError("devhub is not started")
+        return self._ctx.runner
+
+    async def wait_for_run(
+        self,
+        run: int | Callable[[WorkflowRun], bool],
+        *,
+        timeout: float = 30,  # noqa: ASYNC109 - part of DevHub's documented interface
+    ) -> WorkflowRun:
+        """Wait for a workflow run: by id, until it completes; by predicate, until one matches."""
+        if callable(run):
+            return await self._local_runner().wait_for(run, timeout=timeout)
+        wanted = run
+        return await self._local_runner().wait_for(
+            lambda r: r.id == wanted and r.status == "completed", timeout=timeout
+        )
+
+    async def kill_runner(self, run_id: int, *, timeout: float = 30) -> bool:  # noqa: ASYNC109
+        """SIGKILL a run's agent process once it runs (a lost runner: the job ends `failure`)."""
+        return await self._local_runner().kill(run_id, timeout=timeout)
+
+    def mint_oidc_token(self, **claims: object) -> str:
+        """Sign an Actions ID token with chosen claims (None removes a claim)."""
+        if not self.url:
+            raise RuntimeError("devhub is not started")
+        return self.oidc.mint(self.url, dict(claims))
+
 
 ROUTE_MODULES = (
     rest_meta,
@@ -284,8 +377,17 @@ ROUTE_MODULES = (
     rest_reactions,
     rest_git,
     rest_contents,
+    rest_pulls,
+    rest_reviews,
+    rest_checks,
+    rest_commits,  # after rest_checks: `/commits/{ref}` would swallow `.../check-runs`
+    rest_search,
+    rest_variables,
+    rest_actions,
+    oidc,
     graphql,
     admin,
+    admin_actions,
     rest_githttp,
 )
 

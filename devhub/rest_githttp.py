@@ -7,11 +7,16 @@ The protocol itself is GitStore's; this module decides who may do what and annou
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from devhub.http import caller_role, context, principal
 from devhub.rest_push import emit_ref_updates
 from devhub.state import Role, permission_allows
+
+if TYPE_CHECKING:
+    from devhub.git import RefUpdate
 
 ROUTES = web.RouteTableDef()
 
@@ -46,14 +51,17 @@ async def smart_http(request: web.Request) -> web.StreamResponse:
     may_push = role >= Role.WRITE
     if caller.kind == "installation":
         may_push = may_push and permission_allows(caller.permissions, "contents", "write")
-    response, updates = await ctx.git.serve_smart_http(
+    pusher = caller.account or ctx.admin
+
+    async def announce(updates: list[RefUpdate]) -> None:
+        await emit_ref_updates(ctx, repo, updates, pusher)
+
+    response, _ = await ctx.git.serve_smart_http(
         request,
         repo.owner.login,
         repo.name,
         remote_user=caller.owner_label or "anonymous",
         allow_push=may_push,
+        on_updates=announce,
     )
-    if updates:
-        pusher = caller.account or ctx.admin
-        await emit_ref_updates(ctx, repo, updates, pusher)
     return response

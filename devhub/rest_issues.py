@@ -155,20 +155,21 @@ async def update_issue(request: web.Request) -> web.Response:
         access.require(Role.TRIAGE, app=issue_permissions(issue), message=NEEDS_TRIAGE)
     access.require(Role.READ, app=issue_permissions(issue))
     sender = sender_of(ctx, access)
-    _edit_text(ctx, access, issue, body, sender)
+    edit_issue_text(ctx, access, issue, body, sender)
     assignees = _assignees(ctx, access.repo, body)
     if assignees is not None:
         issue.assignees = assignees
-    _change_state(ctx, access, issue, body, sender)
+    change_issue_state(ctx, access, issue, body, sender)
     labels = _label_list(body)
     if labels is not None:
         change_labels(ctx, access, issue, labels, replace=True)
     return json_response(issue_json(ctx.urls, ctx.state, access.repo, issue, ctx.app))
 
 
-def _edit_text(
+def edit_issue_text(
     ctx: Context, access: RepoAccess, issue: Issue, body: dict[str, Any], sender: Account
 ) -> None:
+    """Apply `title`/`body` edits and emit `edited` with what changed."""
     changes: dict[str, dict[str, str | None]] = {}
     title = _title(body, required=False) if "title" in body else None
     if title is not None and title != issue.title:
@@ -184,9 +185,10 @@ def _edit_text(
         emit_issue(ctx, "edited", access.repo, issue, sender, changes=changes)
 
 
-def _change_state(
+def change_issue_state(
     ctx: Context, access: RepoAccess, issue: Issue, body: dict[str, Any], sender: Account
 ) -> None:
+    """Close or reopen an issue from a request body and emit `closed`/`reopened`."""
     state = field_str(body, "state")
     reason = field_str(body, "state_reason")
     if state is None or state == issue.state:
@@ -195,6 +197,13 @@ def _change_state(
         raise validation_failed("Issue", "state", "invalid")
     if reason is not None and reason not in STATE_REASONS:
         raise validation_failed("Issue", "state_reason", "invalid")
+    set_issue_state(ctx, access.repo, issue, state, sender, reason=reason)
+
+
+def set_issue_state(
+    ctx: Context, repo: Repo, issue: Issue, state: str, sender: Account, *, reason: str | None
+) -> None:
+    """Close or reopen an issue (or pull request), record the event and emit the webhook."""
     now = utcnow()
     issue.state, issue.updated_at = state, now
     if state == "closed":
@@ -207,7 +216,7 @@ def _change_state(
     issue.events.append(
         IssueEvent(ctx.state.next_id(), sender, action, now, state_reason=issue.state_reason)
     )
-    emit_issue(ctx, action, access.repo, issue, sender)
+    emit_issue(ctx, action, repo, issue, sender)
 
 
 @ROUTES.get(ISSUES)

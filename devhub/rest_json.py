@@ -382,13 +382,14 @@ def issue_json(
 ) -> JSON:
     """Render an `issue`."""
     api = f"{urls.api}/repos/{repo.full_name}/issues/{issue.number}"
+    kind = "pull" if issue.is_pull_request else "issues"
     return {
         "url": api,
         "repository_url": f"{urls.api}/repos/{repo.full_name}",
         "labels_url": f"{api}/labels{{/name}}",
         "comments_url": f"{api}/comments",
         "events_url": f"{api}/events",
-        "html_url": f"{urls.web}/{repo.full_name}/issues/{issue.number}",
+        "html_url": f"{urls.web}/{repo.full_name}/{kind}/{issue.number}",
         "id": issue.id,
         "node_id": node_id("I", issue.id),
         "number": issue.number,
@@ -412,6 +413,25 @@ def issue_json(
         "timeline_url": f"{api}/timeline",
         "performed_via_github_app": _via_app(urls, app, webhook=webhook) if issue.via_app else None,
         "state_reason": issue.state_reason,
+    } | _pull_fields(urls, repo, issue)
+
+
+def _pull_fields(urls: Urls, repo: Repo, issue: Issue) -> JSON:
+    """Return what an issue that is a pull request adds: `draft` and `pull_request` links."""
+    pull = repo.pulls.get(issue.number) if issue.is_pull_request else None
+    if pull is None:
+        return {}
+    api = f"{urls.api}/repos/{repo.full_name}/pulls/{issue.number}"
+    html = f"{urls.web}/{repo.full_name}/pull/{issue.number}"
+    return {
+        "draft": pull.draft,
+        "pull_request": {
+            "url": api,
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "merged_at": iso(pull.merged_at),
+        },
     }
 
 

@@ -27,6 +27,7 @@ from devhub.http import (
     repo_access,
     validation_failed,
 )
+from devhub.pulls import emit_pull, pull_for_issue
 from devhub.rest_json import issue_json, label_json
 from devhub.state import Account, Issue, IssueEvent, Label, Repo, Role, utcnow
 
@@ -62,7 +63,11 @@ def sender_of(ctx: Context, access: RepoAccess) -> Account:
 def emit_issue(
     ctx: Context, action: str, repo: Repo, issue: Issue, sender: Account, **extra: Any
 ) -> None:
-    """Emit an `issues` webhook for an issue."""
+    """Emit an `issues` webhook, or `pull_request` when the issue is a pull request."""
+    pull = pull_for_issue(repo, issue)
+    if pull is not None:
+        emit_pull(ctx, action, repo, pull, sender, **extra)
+        return
     body = {"issue": issue_json(ctx.urls, ctx.state, repo, issue, ctx.app, webhook=True)} | extra
     ctx.webhooks.emit("issues", body, action=action, sender=sender, repo=repo)
 

@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from devhub.rest_auth import Principal
 
 RATE_WINDOW_SECONDS = 3600
+# The search API has its own budget: 30 requests a minute for authenticated callers, 10 for
+# anonymous ones: https://docs.github.com/rest/search/search#rate-limit
+SEARCH_RESOURCE = "search"
+SEARCH_LIMIT = 30
+ANONYMOUS_SEARCH_LIMIT = 10
+SEARCH_WINDOW_SECONDS = 60
 
 
 @dataclass
@@ -63,8 +69,13 @@ class RateLimits:
         now = int(time.time())
         key = (caller.rate_key, resource)
         found = self._buckets.get(key)
+        window = RATE_WINDOW_SECONDS
+        if resource == SEARCH_RESOURCE:
+            window = SEARCH_WINDOW_SECONDS
+            anonymous = caller.kind == "anonymous"
+            limit = limit or (ANONYMOUS_SEARCH_LIMIT if anonymous else SEARCH_LIMIT)
         if found is None or found.reset <= now:
-            found = Bucket(limit or caller.rate_limit, now + RATE_WINDOW_SECONDS)
+            found = Bucket(limit or caller.rate_limit, now + window)
             self._buckets[key] = found
         return found
 

@@ -7,7 +7,6 @@ from aiohttp import web
 from devhub.http import API_PREFIX, context, json_response, principal
 
 ROUTES = web.RouteTableDef()
-SEARCH_LIMIT = 30  # GitHub's search API allows 30 requests a minute; devhub has no search yet
 
 
 @ROUTES.get(API_PREFIX)
@@ -72,6 +71,6 @@ async def get_rate_limit(request: web.Request) -> web.Response:
     resources = {
         "core": core,
         "graphql": limits.bucket(caller, "graphql").snapshot(),
-        "search": limits.bucket(caller, "search", limit=SEARCH_LIMIT).snapshot(),
+        "search": limits.bucket(caller, "search").snapshot(),
     }
     return json_response({"resources": resources, "rate": core})

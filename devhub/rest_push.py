@@ -1,5 +1,7 @@
 """Announcing ref changes the way GitHub does: `push` for every ref, `create`/`delete` too.
 
+Pull requests whose head branch moved then get `synchronize` (devhub/pulls.py).
+
 Used by the git database API, the contents API and git pushes over smart HTTP alike.
 https://docs.github.com/webhooks/webhook-events-and-payloads#push
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from devhub import pulls
 from devhub.git import ZERO_SHA, FileChange, GitCommit, RefUpdate
 from devhub.rest_json import JSON, git_person, person_json
 from devhub.state import Account, Repo, utcnow
@@ -41,6 +44,7 @@ async def emit_ref_updates(
         elif update.after == ZERO_SHA:
             body = {"ref": short, "ref_type": ref_type, "pusher_type": "user"}
             ctx.webhooks.emit("delete", body, sender=pusher, repo=repo)
+    await pulls.on_ref_updates(ctx, repo, updates, pusher)
 
 
 def _short_ref(ref: str) -> tuple[str, str | None]:

@@ -13,7 +13,12 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from devhub.state_actions import Variable, WorkflowRun
+    from devhub.state_checks import CheckRun, CheckSuite
+    from devhub.state_pulls import PullRequest
 
 AccountType = Literal["User", "Organization", "Bot"]
 TokenKind = Literal["user", "installation"]
@@ -191,6 +196,13 @@ class Repo:
     issues: dict[int, Issue] = field(default_factory=dict)
     comments: dict[int, Comment] = field(default_factory=dict)
     last_number: int = 0
+    pulls: dict[int, PullRequest] = field(default_factory=dict)  # by number
+    check_runs: dict[int, CheckRun] = field(default_factory=dict)
+    check_suites: dict[int, CheckSuite] = field(default_factory=dict)
+    variables: dict[str, Variable] = field(default_factory=dict)  # by upper-cased name
+    secrets: dict[str, str] = field(default_factory=dict)  # by upper-cased name
+    workflow_ids: dict[str, int] = field(default_factory=dict)  # by workflow file path
+    workflow_runs: dict[int, WorkflowRun] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -294,6 +306,9 @@ class RequestRecord:
     token_owner: str | None
     ms: float
     at: datetime
+    # For installation tokens narrowed to some repositories (as the runner's is), their ids:
+    # how the request log tells the app's calls from a runner's.
+    token_repository_ids: tuple[int, ...] | None = None
     unimplemented: bool = False
     counted: bool = False
     fault: str | None = None
@@ -311,6 +326,8 @@ class State:
         self.installations: dict[int, Installation] = {}
         self.deliveries: list[Delivery] = []
         self.requests: list[RequestRecord] = []
+        self.org_variables: dict[int, dict[str, Variable]] = {}  # org id -> name -> variable
+        self.org_secrets: dict[int, dict[str, str]] = {}  # org id -> name -> value
 
     def next_id(self) -> int:
         """Allocate a fresh id; one sequence is enough for devhub."""

@@ -225,3 +225,23 @@ class AdminClient:
     async def clear_faults(self) -> None:
         """Remove every injected fault."""
         await self._admin("DELETE", "/faults")
+
+    async def set_secret(self, full_name: str, name: str, value: str) -> None:
+        """Set an Actions secret on a repository (`owner/name`)."""
+        await self._admin("PUT", f"/repos/{full_name}/secrets/{name}", {"value": value})
+
+    async def set_org_secret(self, org: str, name: str, value: str) -> None:
+        """Set an Actions secret on an organization."""
+        await self._admin("PUT", f"/orgs/{org}/secrets/{name}", {"value": value})
+
+    async def runs(self) -> list[dict[str, Any]]:
+        """List every workflow run with what devhub's runner did."""
+        answer: list[dict[str, Any]] = await self._admin("GET", "/runs")
+        return answer
+
+    async def click_check_run_action(
+        self, full_name: str, check_run_id: int, identifier: str, login: str
+    ) -> None:
+        """Press a check run's button as `login` (emits `check_run.requested_action`)."""
+        path = f"/repos/{full_name}/check-runs/{check_run_id}/requested-action"
+        await self._admin("POST", path, {"identifier": identifier, "login": login})

@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -32,7 +33,7 @@ from devhub.rest_json import (
 from devhub.state import Account, App, Delivery, Installation, Repo, State, iso, node_id, utcnow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
 
     from devhub.contract import WebhookContract
 
@@ -156,6 +157,11 @@ class Webhooks:
         if event not in ALWAYS_DELIVERED and event not in self.app.events:
             return None
         return self._enqueue(event, action, payload, installation=installation, repo=repo)
+
+    def check_payload(self, event: str, payload: JSON) -> None:
+        """Check a payload devhub builds but never delivers (an Actions event file)."""
+        action = payload.get("action")
+        self._check(event, action if isinstance(action, str) else None, payload)
 
     def _check(self, event: str, action: str | None, payload: JSON) -> None:
         if self.contract is None:
@@ -308,6 +314,20 @@ class Webhooks:
             delivery.status_code or delivery.error,
             delivery.duration_ms,
         )
+
+    async def follow(self, start: int = 0) -> AsyncIterator[Delivery]:
+        """Yield deliveries in order as each completes, from index `start` of the log, forever."""
+        index = start
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(partial(self._completed_at, index))
+                delivery = self.state.deliveries[index]
+            index += 1
+            yield delivery
+
+    def _completed_at(self, index: int) -> bool:
+        deliveries = self.state.deliveries
+        return index < len(deliveries) and deliveries[index].completed
 
     async def wait_for(
         self,

@@ -1,0 +1,187 @@
+"""GraphQL for pull requests: `node(id:)`, `repository.pullRequest`, and the draft mutations.
+
+`markPullRequestReadyForReview` and `convertPullRequestToDraft` exist only in GraphQL (REST cannot
+change `draft`), and emit `pull_request.ready_for_review` / `converted_to_draft`:
+https://docs.github.com/graphql/reference/mutations#markpullrequestreadyforreview
+Node ids are the REST `node_id`s, so either API can find what the other returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any
+
+from graphql import GraphQLError
+
+from devhub import pulls
+from devhub.http import NOT_ACCESSIBLE, Context, caller_role
+from devhub.state import Role, permission_allows
+
+if TYPE_CHECKING:
+    from devhub.rest_auth import Principal
+    from devhub.state import Repo
+    from devhub.state_pulls import PullRequest
+
+NODE_MARKER = "_kgDO"
+
+SCHEMA = """
+interface Node {
+  id: ID!
+}
+
+enum PullRequestState {
+  OPEN
+  CLOSED
+  MERGED
+}
+
+enum MergeableState {
+  MERGEABLE
+  CONFLICTING
+  UNKNOWN
+}
+
+type PullRequest implements Node {
+  id: ID!
+  number: Int!
+  title: String!
+  body: String!
+  state: PullRequestState!
+  isDraft: Boolean!
+  merged: Boolean!
+  mergeable: MergeableState!
+  url: URI!
+  headRefName: String!
+  headRefOid: GitObjectID!
+  baseRefName: String!
+}
+
+input MarkPullRequestReadyForReviewInput {
+  pullRequestId: ID!
+  clientMutationId: String
+}
+
+type MarkPullRequestReadyForReviewPayload {
+  clientMutationId: String
+  pullRequest: PullRequest
+}
+
+input ConvertPullRequestToDraftInput {
+  pullRequestId: ID!
+  clientMutationId: String
+}
+
+type ConvertPullRequestToDraftPayload {
+  clientMutationId: String
+  pullRequest: PullRequest
+}
+
+type Mutation {
+  markPullRequestReadyForReview(
+    input: MarkPullRequestReadyForReviewInput!
+  ): MarkPullRequestReadyForReviewPayload
+  convertPullRequestToDraft(
+    input: ConvertPullRequestToDraftInput!
+  ): ConvertPullRequestToDraftPayload
+}
+"""
+
+
+class NotFoundError(GraphQLError):
+    """A missing object; GitHub tags these errors with `type: NOT_FOUND`."""
+
+
+class ForbiddenError(GraphQLError):
+    """A refused write; GitHub tags these errors with `type: FORBIDDEN`."""
+
+
+def decode_node_id(value: str) -> tuple[str, int] | None:
+    """Split a node id such as `PR_kgDOAAAAAQ` into its prefix and database id."""
+    prefix, marker, encoded = value.partition(NODE_MARKER)
+    if not marker:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(encoded.encode())
+    except (binascii.Error, ValueError):
+        return None
+    return prefix, int.from_bytes(raw, "big")
+
+
+def find_pull_by_node(ctx: Context, caller: Principal, value: str) -> tuple[Repo, PullRequest]:
+    """Find a pull request the caller can see by its node id; NOT_FOUND otherwise."""
+    decoded = decode_node_id(value)
+    if decoded is not None and decoded[0] == "PR":
+        for repo in ctx.state.repos.values():
+            if caller_role(ctx.state, caller, repo) < Role.READ:
+                continue
+            for pull in repo.pulls.values():
+                if pull.id == decoded[1]:
+                    return repo, pull
+    raise NotFoundError(f"Could not resolve to a node with the global id of '{value}'")
+
+
+def pull_node(ctx: Context, repo: Repo, pull: PullRequest) -> dict[str, Any]:
+    """Resolve a pull request's GraphQL fields."""
+    state = "MERGED" if pull.merged else pull.issue.state.upper()
+    mergeable = {True: "MERGEABLE", False: "CONFLICTING", None: "UNKNOWN"}[pull.facts.mergeable]
+    return {
+        "__typename": "PullRequest",
+        "id": pulls.pull_node_id(pull),
+        "number": pull.number,
+        "title": pull.issue.title,
+        "body": pull.issue.body or "",
+        "state": state,
+        "isDraft": pull.draft,
+        "merged": pull.merged,
+        "mergeable": mergeable,
+        "url": f"{ctx.urls.web}/{repo.full_name}/pull/{pull.number}",
+        "headRefName": pull.head_ref,
+        "headRefOid": pull.head_sha,
+        "baseRefName": pull.base_ref,
+    }
+
+
+def _require_write(ctx: Context, caller: Principal, repo: Repo, pull: PullRequest) -> None:
+    if caller.kind == "installation":
+        if not permission_allows(caller.permissions, "pull_requests", "write"):
+            raise ForbiddenError(NOT_ACCESSIBLE)
+        return
+    is_author = caller.account is pull.issue.user
+    if not is_author and caller_role(ctx.state, caller, repo) < Role.WRITE:
+        login = caller.account.login if caller.account else "viewer"
+        raise ForbiddenError(f"{login} does not have permission to update this pull request.")
+
+
+def mutations(ctx: Context, caller: Principal) -> dict[str, Any]:
+    """Return the root resolvers of the draft mutations."""
+
+    def change_draft(*, draft: bool, action: str) -> Any:
+        def resolve(_info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002 - GraphQL's name
+            repo, pull = find_pull_by_node(ctx, caller, str(input["pullRequestId"]))
+            _require_write(ctx, caller, repo, pull)
+            if pull.draft != draft and pull.is_open:
+                pull.draft = draft
+                sender = caller.account or ctx.admin
+                pulls.emit_pull(ctx, action, repo, pull, sender)
+            return {
+                "clientMutationId": input.get("clientMutationId"),
+                "pullRequest": pull_node(ctx, repo, pull),
+            }
+
+        return resolve
+
+    return {
+        "markPullRequestReadyForReview": change_draft(draft=False, action="ready_for_review"),
+        "convertPullRequestToDraft": change_draft(draft=True, action="converted_to_draft"),
+    }
+
+
+def node_resolver(ctx: Context, caller: Principal) -> Any:
+    """Return the resolver of `node(id:)` (pull requests)."""
+
+    def node(_info: Any, id: str) -> dict[str, Any]:  # noqa: A002 - GraphQL's name
+        repo, pull = find_pull_by_node(ctx, caller, id)
+        return pull_node(ctx, repo, pull)
+
+    return node
