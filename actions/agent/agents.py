@@ -1,0 +1,165 @@
+"""The agent loop: one backend session per role, events turned into progress, cost and limits."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from actions.agent.backends import AgentSession, Cost, Finished, Output, Status, StopReason, Stuck
+from actions.agent.briefing_file import RoleReport, render_briefing
+from app.briefing import StepState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+
+    from actions.agent.backends import Backend, Limits
+    from actions.agent.clock import Clock
+    from actions.agent.progress import ProgressReporter
+    from actions.agent.workspace import Workspace
+    from app.briefing import Snapshot
+    from app.config import CoderConfig
+
+log = logging.getLogger("coder-agent")
+
+
+@dataclass
+class AgentOutcome:
+    """What the agent sessions did, accumulated across roles."""
+
+    finished: Finished | None = None
+    role: str | None = None
+    stuck_question: str | None = None
+    over_budget: bool = False
+    cost_usd: float = 0.0
+    tokens: int | None = None
+    reports: list[RoleReport] = field(default_factory=list)
+
+    @property
+    def go_on(self) -> bool:
+        """Tell whether the next role (and then the tests) should run."""
+        finished_ok = self.finished is None or self.finished.ok
+        return finished_ok and self.stuck_question is None and not self.over_budget
+
+    @property
+    def statuses(self) -> list[str]:
+        """Return every STATUS line of every role, in order."""
+        return [status for report in self.reports for status in report.statuses]
+
+    def note(self) -> str:
+        """Return a few words on why the loop stopped, for the checklist."""
+        if self.stuck_question is not None:
+            return "stuck"
+        if self.over_budget:
+            return "over budget"
+        finished = self.finished
+        if finished is None:
+            return ""
+        if finished.stopped is not None:
+            return f"stopped ({finished.stopped})"
+        return finished.error or f"exit code {finished.exit_code}"
+
+
+@dataclass(frozen=True)
+class AgentLoop:
+    """Everything the agent sessions of one run share."""
+
+    backend: Backend
+    snapshot: Snapshot
+    config: CoderConfig
+    workspace: Workspace
+    scratch: Path
+    instructions: tuple[tuple[str, str], ...]
+    reporter: ProgressReporter
+    clock: Clock
+    limits: Limits
+    environ: Mapping[str, str]
+    redact: Callable[[str], str]
+
+    async def run(self, roles: tuple[str, ...]) -> AgentOutcome:
+        """Run each role in turn; stop at the first that does not finish well."""
+        outcome = AgentOutcome()
+        self.workspace.seal()
+        for index, role in enumerate(roles):
+            self.reporter.step(role, StepState.RUNNING)
+            session = AgentSession(
+                role=role,
+                model=self.snapshot.model,
+                run_id=self.snapshot.run_id,
+                workspace=self.workspace.path,
+                briefing_file=self._write_briefing(role, outcome, index + 1),
+                clock=self.clock,
+                limits=self.limits,
+                runner_environ=self.environ,
+            )
+            try:
+                outcome.reports.append(await self._session(session, outcome))
+            finally:
+                self.workspace.unseal()
+            if not outcome.go_on:
+                self.reporter.step(role, StepState.FAILED, outcome.note())
+                for skipped in roles[index + 1 :]:
+                    self.reporter.step(skipped, StepState.SKIPPED)
+                break
+            self.reporter.step(role, StepState.DONE)
+        return outcome
+
+    def _write_briefing(self, role: str, outcome: AgentOutcome, number: int) -> Path:
+        text = render_briefing(
+            role=role,
+            snapshot=self.snapshot,
+            workspace=self.workspace.path,
+            tests_command=self.config.tests.command,
+            instructions=self.instructions,
+            earlier=tuple(outcome.reports),
+        )
+        path = self.scratch / f"briefing-{number}-{role}.md"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    async def _session(self, session: AgentSession, outcome: AgentOutcome) -> RoleReport:
+        role = session.role
+        statuses: list[str] = []
+        spent_before, tokens_before = outcome.cost_usd, outcome.tokens
+        budget = self.config.budget.per_run_usd
+        outcome.role = role
+        async for event in self.backend.run(session):
+            if isinstance(event, Output):
+                # Prefixed, so no agent line can act as a workflow command (`::...`).
+                log.info("[%s] %s", role, self.redact(event.line))
+            elif isinstance(event, Status):
+                statuses.append(event.text)
+                log.info("[%s] STATUS %s", role, self.redact(event.text))
+                self.reporter.say(f"{role}: {event.text}")
+            elif isinstance(event, Stuck):
+                outcome.stuck_question = event.question
+                log.info("[%s] STUCK %s", role, self.redact(event.question))
+                session.request_stop()
+            elif isinstance(event, Cost):
+                outcome.cost_usd = spent_before + event.usd
+                if event.tokens is not None:
+                    outcome.tokens = (tokens_before or 0) + event.tokens
+                if outcome.cost_usd > budget and not outcome.over_budget:
+                    outcome.over_budget = True
+                    log.warning("over budget: $%.2f > $%.2f; stopping", outcome.cost_usd, budget)
+                    session.request_stop()
+            elif isinstance(event, Finished):
+                outcome.finished = _settled(event, outcome)
+                log.info("[%s] finished: exit code %s%s", role, event.exit_code, _why(event))
+        return RoleReport(role, tuple(statuses))
+
+
+def _settled(event: Finished, outcome: AgentOutcome) -> Finished:
+    # A session the runner stopped because the agent is stuck or over budget did not fail by
+    # itself: the outcome's own fields say why the run ends, not the signal that ended it.
+    asked = outcome.stuck_question is not None or outcome.over_budget
+    if event.stopped is StopReason.REQUESTED and asked:
+        return Finished(0)
+    return event
+
+
+def _why(event: Finished) -> str:
+    parts = [f"stopped: {event.stopped}"] if event.stopped else []
+    parts += [event.error] if event.error else []
+    return f" ({'; '.join(parts)})" if parts else ""

@@ -1,0 +1,249 @@
+"""How a run ends: the conclusion rules, and everything written about it (pure rendering).
+
+Honest status (DESIGN §2): `success` only when work was pushed and the tests passed; `neutral`
+when work was pushed and the repository configures no tests; anything that spent money and
+changed nothing is `failure`, and says why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime  # noqa: TC003 - a dataclass field type, kept importable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Literal
+
+from actions.agent.backends.base import StopReason
+from app.artifacts import DevelopArtifact, IssueRef, render_artifact_block
+from app.briefing import render_checklist
+
+if TYPE_CHECKING:
+    from actions.agent.backends.base import Finished
+    from actions.agent.tests import TestResult
+    from app.briefing import Progress
+
+MAX_FILES_LISTED = 50
+MAX_OUTPUT_CHARS = 60_000  # GitHub caps check-run summary and text at 65535 characters
+BACKTICK_RUN = re.compile(r"`+")
+ANSWER_NOT_BUILT = (
+    "Answering from GitHub (`/coder answer`) arrives with the human-in-the-loop flow; for now, "
+    "answer in the issue and label it again, or push to the branch yourself."
+)
+
+
+class Conclusion(StrEnum):
+    """A check run conclusion the runner can end with."""
+
+    SUCCESS = "success"
+    NEUTRAL = "neutral"
+    FAILURE = "failure"
+    TIMED_OUT = "timed_out"
+    ACTION_REQUIRED = "action_required"
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether the job should exit 0."""
+        return self in {Conclusion.SUCCESS, Conclusion.NEUTRAL}
+
+
+ArtifactConclusion = Literal[
+    "success", "neutral", "failure", "timed_out", "cancelled", "action_required"
+]
+ARTIFACT_CONCLUSION: dict[Conclusion, ArtifactConclusion] = {
+    Conclusion.SUCCESS: "success",
+    Conclusion.NEUTRAL: "neutral",
+    Conclusion.FAILURE: "failure",
+    Conclusion.TIMED_OUT: "timed_out",
+    Conclusion.ACTION_REQUIRED: "action_required",
+}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything the finish step needs to know about a run."""
+
+    repository: str
+    run_id: str
+    issue: int
+    pull_url: str
+    branch: str
+    model: str
+    started_at: datetime
+    completed_at: datetime
+    seconds: float
+    progress: Progress
+    agent: Finished | None = None  # the last agent session's end
+    agent_role: str | None = None
+    stuck_question: str | None = None
+    over_budget: bool = False
+    error: str | None = None  # the runner itself could not go on
+    changed_files: tuple[str, ...] = ()
+    commit_sha: str | None = None  # the commit pushed, if one was
+    tests_command: str | None = None
+    tests: TestResult | None = None
+    cost_usd: float = 0.0
+    tokens: int | None = None
+    budget_usd: float | None = None
+    rest_calls: int = 0
+    graphql_calls: int = 0
+    progress_edits: int = 0
+
+
+def conclude(result: RunResult) -> tuple[Conclusion, str]:
+    """Return the run's conclusion and the one-sentence reason for it."""
+    agent = result.agent
+    if result.error is not None:
+        return Conclusion.FAILURE, result.error
+    if agent is not None and agent.stopped in {StopReason.IDLE, StopReason.RUN_LIMIT}:
+        limit = (
+            "printed nothing for too long (limits.idle_minutes)"
+            if agent.stopped is StopReason.IDLE
+            else "ran out of time (limits.run_minutes)"
+        )
+        return Conclusion.TIMED_OUT, f"The {result.agent_role} agent {limit}; its work is pushed."
+    if result.tests is not None and result.tests.run_deadline_hit:
+        return Conclusion.TIMED_OUT, "The run ran out of time while the tests ran."
+    if result.stuck_question is not None:
+        return Conclusion.ACTION_REQUIRED, f"The agent is stuck and asks: {result.stuck_question}"
+    if result.over_budget:
+        return Conclusion.FAILURE, (
+            f"The agent spent ${result.cost_usd:.2f}, over the run's budget of "
+            f"${result.budget_usd or 0:.2f} (budget.per_run_usd)."
+        )
+    if agent is not None and not agent.ok:
+        why = agent.error or f"exit code {agent.exit_code}"
+        return Conclusion.FAILURE, f"The {result.agent_role} agent failed ({why})."
+    if not result.changed_files or result.commit_sha is None:
+        return Conclusion.FAILURE, "The agent changed nothing."
+    if result.tests_command is None:
+        return Conclusion.NEUTRAL, "Pushed; the repository configures no tests (tests.command)."
+    if result.tests is None:
+        return Conclusion.FAILURE, "The tests did not run."
+    if result.tests.timed_out:
+        return Conclusion.FAILURE, "The tests timed out (tests.timeout_minutes)."
+    if not result.tests.passed:
+        return Conclusion.FAILURE, f"The tests failed (exit code {result.tests.exit_code})."
+    return Conclusion.SUCCESS, "The tests passed."
+
+
+def render_title(conclusion: Conclusion, result: RunResult) -> str:
+    """Return the check run's output title."""
+    files = f"{len(result.changed_files)} file{'s' if len(result.changed_files) != 1 else ''}"
+    return {
+        Conclusion.SUCCESS: f"Tests passed; {files} changed",
+        Conclusion.NEUTRAL: f"{files} changed; no tests configured",
+        Conclusion.FAILURE: "coder could not finish this run",
+        Conclusion.TIMED_OUT: "Stopped at a time limit",
+        Conclusion.ACTION_REQUIRED: "The agent needs an answer",
+    }[conclusion]
+
+
+def render_summary(conclusion: Conclusion, reason: str, result: RunResult) -> str:
+    """Return the check run's summary (also the job's step summary)."""
+    lines = [
+        f"**{reason}**",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Conclusion | `{conclusion}` |",
+        f"| Files changed | {len(result.changed_files)} |",
+        f"| Tests | {_tests_cell(result)} |",
+        f"| Duration | {_duration(result.seconds)} |",
+        f"| Model | `{result.model}` |",
+        f"| Cost | {_cost(result)} |",
+        f"| Commit | {f'`{result.commit_sha[:12]}`' if result.commit_sha else 'none pushed'} |",
+        (
+            f"| GitHub API | {result.rest_calls} REST, {result.graphql_calls} GraphQL, "
+            f"{result.progress_edits} progress edits |"
+        ),
+    ]
+    if result.stuck_question is not None:
+        lines += ["", "### The question", "", _quote(result.stuck_question), "", ANSWER_NOT_BUILT]
+    if result.changed_files:
+        lines += ["", "### Files changed", ""]
+        lines += [f"- `{path}`" for path in result.changed_files[:MAX_FILES_LISTED]]
+        if len(result.changed_files) > MAX_FILES_LISTED:
+            lines.append(f"- … and {len(result.changed_files) - MAX_FILES_LISTED} more")
+    if result.tests is not None and not result.tests.passed and result.tests.tail:
+        lines += ["", "### Test output (last lines)", "", _fenced(result.tests.tail)]
+    lines += ["", "### Progress", "", render_checklist(result.progress)]
+    return _cap("\n".join(lines))
+
+
+def build_artifact(conclusion: Conclusion, result: RunResult) -> DevelopArtifact:
+    """Return the run's typed artifact."""
+    return DevelopArtifact(
+        runId=result.run_id,
+        repo=result.repository,
+        createdAt=result.started_at,
+        completedAt=result.completed_at,
+        issue=IssueRef(repo=result.repository, number=result.issue),
+        prUrl=result.pull_url,
+        branchName=result.branch,
+        commitSha=result.commit_sha,
+        testsPass=None if result.tests is None else result.tests.passed,
+        filesChanged=result.changed_files,
+        model=result.model,
+        costUsd=round(result.cost_usd, 6),
+        durationSeconds=round(result.seconds, 3),
+        conclusion=ARTIFACT_CONCLUSION[conclusion],
+    )
+
+
+def render_text(artifact: DevelopArtifact) -> str:
+    """Return the check run's `output.text`: the artifact block."""
+    return render_artifact_block(artifact)
+
+
+def pull_status(conclusion: Conclusion, reason: str) -> str:
+    """Return the PR body's status line for a finished run."""
+    if conclusion is Conclusion.SUCCESS:
+        return f"{reason} Ready for review."
+    return f"Still a draft: {reason}"
+
+
+def job_outputs(conclusion: Conclusion, commit_sha: str | None, pull: int) -> dict[str, str]:
+    """Return the step's outputs: conclusion, commit and pr."""
+    return {"conclusion": str(conclusion), "commit": commit_sha or "", "pr": str(pull)}
+
+
+def _tests_cell(result: RunResult) -> str:
+    tests = result.tests
+    if result.tests_command is None:
+        return "not configured"
+    if tests is None:
+        return "not run"
+    verdict = "passed" if tests.passed else "timed out" if tests.timed_out else "failed"
+    code = "" if tests.passed else f", exit code {tests.exit_code}"
+    return f"{verdict} (`{_inline(result.tests_command)}`, {_duration(tests.seconds)}{code})"
+
+
+def _cost(result: RunResult) -> str:
+    tokens = f" ({result.tokens:,} tokens)" if result.tokens else ""
+    return f"${result.cost_usd:.2f}{tokens}"
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    minutes, rest = divmod(whole, 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" for line in text.splitlines() or [""])
+
+
+def _inline(text: str) -> str:
+    return text.replace("`", "'").replace("\n", " ")
+
+
+def _fenced(text: str) -> str:
+    longest = max((len(run) for run in BACKTICK_RUN.findall(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def _cap(text: str) -> str:
+    if len(text) <= MAX_OUTPUT_CHARS:
+        return text
+    return text[: MAX_OUTPUT_CHARS - 40] + "\n\n… (cut to fit GitHub's limit)"

@@ -1,0 +1,471 @@
+"""One run of `coder-agent`: token, workspace, agent roles, tests, commit, push, finish.
+
+The steps follow docs/develop-run.md ("The runner"). Every failure after the token is obtained
+still ends the check run with a conclusion and a reason, so no run is left `in_progress`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit
+
+import aiohttp
+import gidgethub
+
+from actions.agent import finish
+from actions.agent.agents import AgentLoop, AgentOutcome
+from actions.agent.auth import obtain_token
+from actions.agent.backends import BackendError, Limits, make_backend
+from actions.agent.backends.base import DEFAULT_GRACE_SECONDS, AgentSession
+from actions.agent.clock import Clock, RealClock
+from actions.agent.github import (
+    PullRequest,
+    RunnerGitHub,
+    for_token,
+    get_pull,
+    mark_ready_for_review,
+    remove_label,
+    update_check_run,
+    update_pull_body,
+)
+from actions.agent.logs import SECRETS
+from actions.agent.progress import INTERVAL_SECONDS, CheckRunOutput, ProgressReporter
+from actions.agent.report import (
+    CheckRunEnd,
+    best_effort,
+    complete_check_run,
+    iso,
+    mask,
+    write_job_files,
+)
+from actions.agent.tests import TestResult, run_tests
+from actions.agent.workspace import Author, GitError, PushRefusedError, Workspace
+from app.briefing import (
+    BRANCH_PREFIX,
+    TRAILER_MODEL,
+    TRAILER_RUN,
+    TRAILER_WORKFLOW,
+    Snapshot,
+    StepState,
+    snapshot_from_commit,
+)
+from app.config import CONFIG_PATH, CoderConfig, Workflow, parse_config
+from app.labels import RUNNING
+from app.logs import Redactor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+
+    from actions.agent.backends import Backend
+    from actions.agent.env import RunnerEnv
+    from app.retry import RetryPolicy
+
+log = logging.getLogger("coder-agent")
+
+# The app's initial commit carries its bot identity; this is used only if it does not.
+DEFAULT_BOT = "coder[bot]"
+TESTS_STEP = "tests"
+PUSH_STEP = "push"
+COMMIT_STATUS_LINES = 10
+
+
+class RunnerError(Exception):
+    """The run cannot go on; the message is shown on GitHub as the reason."""
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What a run takes from the outside world; tests swap the clocks and the timings."""
+
+    environ: Mapping[str, str]
+    clock: Clock = field(default_factory=RealClock)
+    wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    policy: RetryPolicy | None = None
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    progress_interval: float = INTERVAL_SECONDS
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What preparing the run learned: the PR, the config, the snapshot, the backend."""
+
+    pull: PullRequest
+    config: CoderConfig
+    workflow: Workflow
+    snapshot: Snapshot
+    author: Author
+    start_sha: str
+    base_ref: str
+    instructions: tuple[tuple[str, str], ...]
+    backend: Backend
+
+
+@dataclass
+class Work:
+    """What the run produced, filled in as it goes."""
+
+    outcome: AgentOutcome = field(default_factory=AgentOutcome)
+    changed: tuple[str, ...] = ()
+    tests: TestResult | None = None
+    pushed_sha: str | None = None
+    error: str | None = None
+
+
+class Runner:
+    """Carry one run from its token to its finished check run."""
+
+    def __init__(self, env: RunnerEnv, deps: Deps) -> None:
+        self.env = env
+        self.deps = deps
+        self.started = deps.clock.now()
+        self.started_at = deps.wall_clock()
+        self.redact = Redactor()
+        self.reporter: ProgressReporter | None = None
+
+    async def execute(self) -> finish.Conclusion:
+        """Run everything; return the conclusion the check run ended with."""
+        async with aiohttp.ClientSession() as session:
+            token = await obtain_token(session, self.env.reach, policy=self.deps.policy)
+            secrets = (token.token, *token.also_secret)
+            mask(self.deps.out, secrets)
+            SECRETS.remember(secrets)
+            self.redact = Redactor(secrets)
+            if token.fallback_reason:
+                log.warning("OIDC failed (%s); used the app key", token.fallback_reason)
+            log.info("token for %s (%s)", self.env.repository, token.source)
+            gh = for_token(
+                session,
+                token.token,
+                api_url=self.env.reach.api_url,
+                graphql_url=self.env.reach.graphql_url,
+                policy=self.deps.policy,
+            )
+            workspace = Workspace(
+                self.env.runner_temp / f"coder-{self.env.run_id}",
+                server_url=self.env.server_url,
+                remote_url=self.env.clone_url,
+                token=token.token,
+                environ=self.deps.environ,
+            )
+            return await self.run(gh, workspace)
+
+    async def run(self, gh: RunnerGitHub, workspace: Workspace) -> finish.Conclusion:
+        """Prepare, start, work, and finish; failures end the check run, never escape."""
+        try:
+            pull = await get_pull(gh, self.env.repository, self.env.pull)
+            plan = await self.prepare(workspace, pull)
+            await self.start(gh, plan)
+        except Exception as error:  # any failure must still end the check run
+            return await self.fail_early(gh, self._reason(error, "preparing the run"))
+        work = Work()
+        try:
+            await self.work(plan, workspace, work)
+        except Exception as error:  # any failure must still end the check run
+            work.error = self._reason(error, "running the agent")
+            self._steps_left(StepState.FAILED)
+        return await self.end(gh, plan, work)
+
+    async def prepare(self, workspace: Workspace, pull: PullRequest) -> Plan:
+        """Clone the run branch; read config, snapshot, instructions and script from the base."""
+        if not pull.head_ref.startswith(BRANCH_PREFIX):
+            raise RunnerError(f"the pull request's branch {pull.head_ref!r} is not a coder branch")
+        await workspace.clone(pull.head_ref)
+        start_sha = await workspace.head()
+        base_ref = await workspace.fetch_branch(pull.base_ref)
+        parsed = parse_config(await workspace.read_file(base_ref, CONFIG_PATH))
+        if parsed.config is None:
+            problems = "; ".join(str(error) for error in parsed.errors[:5])
+            raise RunnerError(f"{CONFIG_PATH} on {pull.base_ref} is invalid: {problems}")
+        config = parsed.config
+        first = await workspace.first_commit_after(base_ref)
+        message = await workspace.message(first) if first else ""
+        snapshot = snapshot_from_commit(self.env.repository, message)
+        if first is None or snapshot is None:
+            raise RunnerError("the branch's first commit does not carry coder's issue snapshot")
+        if snapshot.run_id != self.env.run_id:
+            log.warning("the branch belongs to run %s, not %s", snapshot.run_id, self.env.run_id)
+        workflow = config.workflows.get(snapshot.workflow)
+        if workflow is None:
+            raise RunnerError(f"{CONFIG_PATH} has no workflow {snapshot.workflow!r}")
+        author = await workspace.author(first)
+        instructions = []
+        for path in config.agent.instructions:
+            text = await workspace.read_file(base_ref, path)
+            if text is not None and text.strip():
+                instructions.append((path, text))
+        script = await self._script_file(workspace, config, base_ref)
+        return Plan(
+            pull=pull,
+            config=config,
+            workflow=workflow,
+            snapshot=snapshot,
+            author=author if author.name.endswith("[bot]") else self._default_author(),
+            start_sha=start_sha,
+            base_ref=base_ref,
+            instructions=tuple(instructions),
+            backend=make_backend(config.agent, script_file=script),
+        )
+
+    def _default_author(self) -> Author:
+        host = urlsplit(self.env.server_url).hostname or "github.com"
+        return Author(DEFAULT_BOT, f"{DEFAULT_BOT}@users.noreply.{host}")
+
+    async def _script_file(
+        self, workspace: Workspace, config: CoderConfig, base_ref: str
+    ) -> Path | None:
+        # The script comes from the default branch and runs from outside the workspace, so
+        # nothing the agent edits on the run branch changes what runs.
+        if config.agent.backend != "script" or not config.agent.script:
+            return None
+        text = await workspace.read_file(base_ref, config.agent.script)
+        if text is None:
+            raise BackendError(f"agent.script {config.agent.script!r} is not on the base branch")
+        path = self.scratch() / "agent-script.py"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def scratch(self) -> Path:
+        """Return the run's scratch directory, outside the workspace (briefings, the script)."""
+        path = self.env.runner_temp / f"coder-{self.env.run_id}.scratch"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    async def start(self, gh: RunnerGitHub, plan: Plan) -> None:
+        """Mark the check run in progress and start publishing progress."""
+        repository, check_run = self.env.repository, self.env.check_run
+
+        async def publish_check_run(output: CheckRunOutput) -> None:
+            fields = {"output": {"title": output.title, "summary": output.summary}}
+            await update_check_run(gh, repository, check_run, fields)
+
+        async def publish_pull_body(body: str) -> None:
+            await update_pull_body(gh, repository, plan.pull.number, body)
+
+        self.reporter = ProgressReporter(
+            plan.snapshot,
+            plan.workflow.steps,
+            publish_check_run=publish_check_run,
+            publish_pull_body=publish_pull_body,
+            clock=self.deps.clock,
+            interval=self.deps.progress_interval,
+        )
+        output = self.reporter.check_run_output()
+        fields: dict[str, Any] = {
+            "status": "in_progress",
+            "started_at": iso(self.started_at),
+            "output": {"title": output.title, "summary": output.summary},
+        }
+        if self.env.actions_run_url:
+            fields["details_url"] = self.env.actions_run_url
+        await update_check_run(gh, repository, check_run, fields)
+        log.info("run %s on %s with %s", self.env.run_id, plan.pull.head_ref, plan.backend.name)
+
+    async def work(self, plan: Plan, workspace: Workspace, work: Work) -> None:
+        """Run the agents, commit, test, push; `work` holds whatever got done."""
+        assert self.reporter is not None
+        loop = AgentLoop(
+            backend=plan.backend,
+            snapshot=plan.snapshot,
+            config=plan.config,
+            workspace=workspace,
+            scratch=self.scratch(),
+            instructions=plan.instructions,
+            reporter=self.reporter,
+            clock=self.deps.clock,
+            limits=self._limits(plan.config),
+            environ=self.deps.environ,
+            redact=self.redact,
+        )
+        work.outcome = await loop.run(plan.workflow.steps)
+        if await workspace.commit_all(plan.start_sha, self._message(plan, work), plan.author):
+            work.changed = await workspace.changed_files(plan.start_sha)
+            # Tests run on the committed tree; whatever they leave behind is never pushed.
+            work.tests = await self.test(plan, workspace, work.outcome)
+            self.reporter.step(PUSH_STEP, StepState.RUNNING)
+            await workspace.push(plan.pull.head_ref)
+            work.pushed_sha = await workspace.head()
+            self.reporter.step(PUSH_STEP, StepState.DONE, work.pushed_sha[:12])
+            log.info("pushed %s to %s", work.pushed_sha, plan.pull.head_ref)
+        else:
+            log.info("nothing changed; nothing to commit")
+            self._steps_left(StepState.SKIPPED)
+
+    def _message(self, plan: Plan, work: Work) -> str:
+        statuses = work.outcome.statuses[-COMMIT_STATUS_LINES:]
+        body = "\n".join(f"- {line}" for line in statuses) or "(the agent reported no status)"
+        trailers = (
+            f"{TRAILER_RUN}: {self.env.run_id}\n"
+            f"{TRAILER_WORKFLOW}: {plan.snapshot.workflow}\n"
+            f"{TRAILER_MODEL}: {plan.snapshot.model}\n"
+        )
+        return f"{plan.snapshot.title}\n\n{body}\n\n{trailers}"
+
+    async def test(
+        self, plan: Plan, workspace: Workspace, outcome: AgentOutcome
+    ) -> TestResult | None:
+        """Run the repository's tests, unless there are none or the agent did not finish."""
+        assert self.reporter is not None
+        command = plan.config.tests.command
+        if command is None or not outcome.go_on:
+            self.reporter.step(TESTS_STEP, StepState.SKIPPED)
+            return None
+        self.reporter.step(TESTS_STEP, StepState.RUNNING)
+        # The same clean environment the agent had: no token, nothing inherited but the basics.
+        env = AgentSession(
+            role=TESTS_STEP,
+            model=plan.snapshot.model,
+            run_id=self.env.run_id,
+            workspace=workspace.path,
+            briefing_file=self.scratch() / "no-briefing",
+            clock=self.deps.clock,
+            limits=Limits(),
+            runner_environ=self.deps.environ,
+        ).agent_env()
+        result = await run_tests(
+            command,
+            workspace=workspace.path,
+            env=env,
+            clock=self.deps.clock,
+            timeout_seconds=plan.config.tests.timeout_minutes * 60,
+            run_deadline=self._limits(plan.config).deadline,
+            grace_seconds=self.deps.grace_seconds,
+        )
+        verdict = "passed" if result.passed else "failed"
+        self.reporter.step(
+            TESTS_STEP, StepState.DONE if result.passed else StepState.FAILED, verdict
+        )
+        log.info("tests %s (exit code %s)", verdict, result.exit_code)
+        return replace(result, tail=self.redact(result.tail))
+
+    def _limits(self, config: CoderConfig) -> Limits:
+        return Limits(
+            deadline=self.started + config.limits.run_minutes * 60,
+            idle_seconds=config.limits.idle_minutes * 60,
+            grace_seconds=self.deps.grace_seconds,
+        )
+
+    async def end(self, gh: RunnerGitHub, plan: Plan, work: Work) -> finish.Conclusion:
+        """Complete (or carry) the check run, then the PR, the label and the job's files."""
+        assert self.reporter is not None
+        # No progress edit may land on the check run after its final state.
+        await self.reporter.stop_check_run()
+        result = self._result(gh, plan, work)
+        conclusion, reason = finish.conclude(result)
+        summary = finish.render_summary(conclusion, reason, result)
+        end = CheckRunEnd(
+            repository=self.env.repository,
+            check_run=self.env.check_run,
+            run_id=self.env.run_id,
+            workflow=plan.snapshot.workflow,
+            conclusion=str(conclusion),
+            output={
+                "title": finish.render_title(conclusion, result),
+                "summary": summary,
+                "text": finish.render_text(finish.build_artifact(conclusion, result)),
+            },
+            started_at=self.started_at,
+            completed_at=result.completed_at,
+            details_url=self.env.actions_run_url,
+            pushed_sha=work.pushed_sha,
+        )
+        if not await best_effort("complete the check run", complete_check_run(gh, end)):
+            # The job fails, so the app's reconcile loop completes the check run instead.
+            conclusion = finish.Conclusion.FAILURE
+        if conclusion is finish.Conclusion.SUCCESS and plan.pull.draft:
+            await best_effort("mark the PR ready", mark_ready_for_review(gh, plan.pull.node_id))
+        await self.reporter.finish(finish.pull_status(conclusion, reason))
+        await self._remove_running(gh)
+        write_job_files(
+            output_path=self.env.output_path,
+            step_summary_path=self.env.step_summary_path,
+            outputs=finish.job_outputs(conclusion, work.pushed_sha, self.env.pull),
+            summary=summary,
+        )
+        log.info("%s: %s", conclusion, reason)
+        log.info("GitHub API: %d REST calls, %d GraphQL", gh.calls.rest, gh.calls.graphql)
+        return conclusion
+
+    def _result(self, gh: RunnerGitHub, plan: Plan, work: Work) -> finish.RunResult:
+        assert self.reporter is not None
+        outcome = work.outcome
+        return finish.RunResult(
+            repository=self.env.repository,
+            run_id=self.env.run_id,
+            issue=self.env.issue,
+            pull_url=plan.pull.html_url,
+            branch=plan.pull.head_ref,
+            model=plan.snapshot.model,
+            started_at=self.started_at,
+            completed_at=self.deps.wall_clock(),
+            seconds=self.deps.clock.now() - self.started,
+            progress=self.reporter.progress,
+            agent=outcome.finished,
+            agent_role=outcome.role,
+            stuck_question=outcome.stuck_question,
+            over_budget=outcome.over_budget,
+            error=work.error,
+            changed_files=work.changed if work.pushed_sha else (),
+            commit_sha=work.pushed_sha,
+            tests_command=plan.config.tests.command,
+            tests=work.tests,
+            cost_usd=outcome.cost_usd,
+            tokens=outcome.tokens,
+            budget_usd=plan.config.budget.per_run_usd,
+            rest_calls=gh.calls.rest,
+            graphql_calls=gh.calls.graphql,
+            progress_edits=self.reporter.edits,
+        )
+
+    async def fail_early(self, gh: RunnerGitHub, reason: str) -> finish.Conclusion:
+        """End a run that could not start: complete the check run and remove the label."""
+        log.error("%s", reason)
+        now = self.deps.wall_clock()
+        end = CheckRunEnd(
+            repository=self.env.repository,
+            check_run=self.env.check_run,
+            run_id=self.env.run_id,
+            workflow="develop",
+            conclusion=str(finish.Conclusion.FAILURE),
+            output={"title": "coder could not start this run", "summary": f"**{reason}**"},
+            started_at=self.started_at,
+            completed_at=now,
+            details_url=self.env.actions_run_url,
+        )
+        await complete_check_run(gh, end)
+        await self._remove_running(gh)
+        write_job_files(
+            output_path=self.env.output_path,
+            step_summary_path=self.env.step_summary_path,
+            outputs=finish.job_outputs(finish.Conclusion.FAILURE, None, self.env.pull),
+            summary=f"**{reason}**",
+        )
+        return finish.Conclusion.FAILURE
+
+    async def _remove_running(self, gh: RunnerGitHub) -> None:
+        removal = remove_label(gh, self.env.repository, self.env.issue, RUNNING)
+        await best_effort(f"remove {RUNNING}", removal)
+
+    def _steps_left(self, state: StepState) -> None:
+        if self.reporter is None:
+            return
+        for step in self.reporter.progress.steps:
+            if step.state in {StepState.PENDING, StepState.RUNNING}:
+                self.reporter.step(step.name, state)
+
+    def _reason(self, error: BaseException, stage: str) -> str:
+        if isinstance(error, RunnerError | BackendError | PushRefusedError):
+            text = str(error)
+        elif isinstance(error, GitError):
+            text = f"git failed while {stage}: {error}"
+        elif isinstance(error, gidgethub.HTTPException):
+            text = f"GitHub answered {error.status_code} while {stage}"
+        else:
+            log.error("unexpected error while %s", stage, exc_info=error)
+            text = f"coder-agent failed while {stage} ({type(error).__name__})"
+        return self.redact(text)
