@@ -51,7 +51,9 @@ class DevelopArtifact(Artifact):
     model: str = Field(description="The model that ran.")
     costUsd: float = Field(0.0, description="What the agent reported spending.")  # noqa: N815
     durationSeconds: float = Field(0.0, description="Wall time of the run.")  # noqa: N815
-    conclusion: Literal["success", "failure", "timed_out", "cancelled", "action_required"]
+    conclusion: Literal[
+        "success", "neutral", "failure", "timed_out", "cancelled", "action_required"
+    ] = Field(description="The check run's conclusion; neutral: pushed, but no tests to run.")
 
 
 def render_artifact_block(artifact: BaseModel) -> str:

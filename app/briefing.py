@@ -11,8 +11,12 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from app.markers import render_marker
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 BRANCH_PREFIX = "coder/"
 TITLE_PREFIX = "[coder] "
@@ -56,6 +60,35 @@ def branch_name(issue_number: int, title: str, attempt: int = 1) -> str:
     """Return `coder/<issue>-<slug>`, with `-<attempt>` from the second attempt on."""
     base = f"{BRANCH_PREFIX}{issue_number}-{slugify(title)}"
     return base if attempt == 1 else f"{base}-{attempt}"
+
+
+def branch_attempt(branch: str, base: str) -> int | None:
+    """Return which attempt `branch` is of `base` (`base` is 1, `base-<n>` is n), else None."""
+    if branch == base:
+        return 1
+    suffix = branch.removeprefix(f"{base}-") if branch.startswith(f"{base}-") else ""
+    return int(suffix) if suffix.isdigit() and int(suffix) >= 2 else None
+
+
+@dataclass(frozen=True)
+class RunBranch:
+    """A run branch and the commit it points at."""
+
+    name: str
+    head_sha: str
+
+
+def newest_attempt(branches: Iterable[RunBranch], base: str) -> tuple[RunBranch, int] | None:
+    """Return the branch with the highest attempt number of `base`, and that number."""
+    numbered = [
+        (attempt, branch)
+        for branch in branches
+        if (attempt := branch_attempt(branch.name, base)) is not None
+    ]
+    if not numbered:
+        return None
+    attempt, branch = max(numbered, key=lambda pair: pair[0])
+    return branch, attempt
 
 
 @dataclass(frozen=True)

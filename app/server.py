@@ -9,25 +9,30 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import gidgethub
 from aiohttp import web
 from gidgethub.routing import Router
 
-from app import installation
+from app import develop, installation, oidc, reconcile
 from app.dispatch import SubjectQueue
 from app.github import GitHubAccess
 from app.retry import NO_RETRY
 from app.settings import Settings
 from app.webhooks import WebhookReceiver
 
+if TYPE_CHECKING:
+    from gidgethub.sansio import Event
+
 log = logging.getLogger(__name__)
 
 # Every handler module's router, merged here and nowhere else.
-ROUTERS: tuple[Router, ...] = (installation.router,)
+ROUTERS: tuple[Router, ...] = (installation.router, develop.router, reconcile.router)
 
 READY_CACHE_SECONDS = 5.0
+RECONCILE_TASK = "coder-reconcile"
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -71,6 +76,23 @@ RECEIVER_KEY = web.AppKey("receiver", WebhookReceiver)
 READINESS_KEY = web.AppKey("readiness", Readiness)
 
 
+class AppRouter(Router):
+    """The merged routers; every dispatch runs with the app's GitHub access in context."""
+
+    def __init__(self, access: GitHubAccess, *routers: Router) -> None:
+        super().__init__(*routers)
+        self._access = access
+
+    async def dispatch(self, event: Event, *args: Any, **kwargs: Any) -> None:
+        """Dispatch to every matching handler, which can read `develop.APP_ACCESS`."""
+        # Handlers are called as (event, gh); the app's own identity reaches them this way.
+        token = develop.APP_ACCESS.set(self._access)
+        try:
+            await super().dispatch(event, *args, **kwargs)
+        finally:
+            develop.APP_ACCESS.reset(token)
+
+
 def registered_events() -> set[str]:
     """Return every webhook event some handler is registered for."""
     events: set[str] = set()
@@ -89,8 +111,9 @@ def make_app(
     """Build the application; its GitHub session, client and queue live in `cleanup_ctx`."""
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS_KEY] = settings
-    app.cleanup_ctx.append(partial(_lifetime, access_factory or GitHubAccess, Router(*routers)))
+    app.cleanup_ctx.append(partial(_lifetime, access_factory or GitHubAccess, tuple(routers)))
     app.router.add_post(settings.webhook_path, _webhook)
+    app.router.add_post(oidc.EXCHANGE_PATH, oidc.handle_token_request)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     return app
@@ -136,7 +159,7 @@ async def serve(settings: Settings) -> None:
 
 
 async def _lifetime(
-    access_factory: AccessFactory, router: Router, app: web.Application
+    access_factory: AccessFactory, routers: tuple[Router, ...], app: web.Application
 ) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
     session = aiohttp.ClientSession(timeout=CLIENT_TIMEOUT)
@@ -146,9 +169,10 @@ async def _lifetime(
     app[ACCESS_KEY] = access
     app[QUEUE_KEY] = queue
     app[READINESS_KEY] = Readiness(access)
+    app[oidc.TOKEN_EXCHANGE_KEY] = oidc.token_exchange(settings, session, access)
     app[RECEIVER_KEY] = WebhookReceiver(
         secret=settings.webhook_secret.get_secret_value(),
-        router=router,
+        router=AppRouter(access, *routers),
         queue=queue,
         access=access,
         delivery_ttl_seconds=settings.delivery_ttl_seconds,
@@ -156,12 +180,19 @@ async def _lifetime(
     )
     # Learn the app's slug early so events the app caused itself are dropped at the door.
     learn_slug = asyncio.create_task(_learn_slug(access))
+    # Re-derive runs whose events were missed (DESIGN §2); 0 turns the loop off.
+    background = [learn_slug]
+    if settings.reconcile_seconds > 0:
+        loop = reconcile.reconcile_forever(access, settings.reconcile_seconds)
+        background.append(asyncio.create_task(loop, name=RECONCILE_TASK))
     try:
         yield
     finally:
-        learn_slug.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await learn_slug
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         abandoned = await queue.close(settings.shutdown_grace_seconds)
         if abandoned:
             log.warning("shutdown abandoned %d delivery(ies)", len(abandoned))

@@ -21,6 +21,12 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000
 GITHUB_API_URL = "https://api.github.com"
 GITHUB_GRAPHQL_URL = "https://api.github.com/graphql"
+# Where GitHub Actions' OIDC tokens come from: github.com's issuer, or GHES's `/_services/token`
+# (https://docs.github.com/en/enterprise-server@latest/actions/reference/openid-connect-reference).
+GITHUB_OIDC_ISSUER = "https://token.actions.githubusercontent.com"
+GHES_OIDC_ISSUER_PATH = "/_services/token"
+DEFAULT_OIDC_AUDIENCE = "coder"
+DEFAULT_RECONCILE_SECONDS = 300.0
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB and drops larger ones
 MAX_PORT = 65535
 
@@ -41,6 +47,8 @@ LOG_LEVELS: dict[str, LogLevel] = {
 
 ENV_LINE = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(?P<rest>.*)$")
 GHE_HOST_PATTERN = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?$")
+ISSUER_PATTERN = re.compile(r"^https?://[^\s/?#]+(?:/[^\s?#]*)?$")
+AUDIENCE_PATTERN = re.compile(r"^[^\s]{1,200}$")
 PEM_HEADER = "-----BEGIN"
 
 T = TypeVar("T")
@@ -70,6 +78,9 @@ class Settings(BaseModel):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     delivery_ttl_seconds: float = Field(default=3600.0, gt=0)
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, gt=0)
+    reconcile_seconds: float = Field(default=DEFAULT_RECONCILE_SECONDS, ge=0)  # 0: no loop
+    oidc_issuer: str | None = None  # None: derived from GHE_HOST (see `token_issuer`)
+    oidc_audience: str = Field(default=DEFAULT_OIDC_AUDIENCE, min_length=1)
 
     @property
     def api_url(self) -> str:
@@ -84,6 +95,15 @@ class Settings(BaseModel):
         if self.ghe_host is None:
             return GITHUB_GRAPHQL_URL
         return f"{self.ghe_protocol}://{self.ghe_host}/api/graphql"
+
+    @property
+    def token_issuer(self) -> str:
+        """Return the OIDC issuer whose tokens `POST /api/token` accepts (no trailing slash)."""
+        if self.oidc_issuer is not None:
+            return self.oidc_issuer
+        if self.ghe_host is None:
+            return GITHUB_OIDC_ISSUER
+        return f"{self.ghe_protocol}://{self.ghe_host}{GHES_OIDC_ISSUER_PATH}"
 
     def secret_values(self) -> tuple[str, ...]:
         """Return the configured secrets so logging can redact them."""
@@ -114,6 +134,11 @@ def load_settings(env_file: Path | None, environ: Mapping[str, str]) -> Settings
         shutdown_grace_seconds=_float_at_least(env, "CODER_SHUTDOWN_GRACE_SECONDS", 10.0, 0.0),
         delivery_ttl_seconds=_float_at_least(env, "CODER_DELIVERY_TTL_SECONDS", 3600.0, 1.0),
         max_body_bytes=_int_in_range(env, "CODER_MAX_BODY_BYTES", MAX_BODY_BYTES, 1, 2**31),
+        reconcile_seconds=_float_at_least(
+            env, "CODER_RECONCILE_SECONDS", DEFAULT_RECONCILE_SECONDS, 0.0
+        ),
+        oidc_issuer=_oidc_issuer(env),
+        oidc_audience=_oidc_audience(env),
     )
 
 
@@ -248,6 +273,28 @@ def _ghe_host(env: Mapping[str, str]) -> str | None:
             f"(got {host!r}; put the scheme in GHE_PROTOCOL)"
         )
     return host
+
+
+def _oidc_issuer(env: Mapping[str, str]) -> str | None:
+    issuer = env.get("CODER_OIDC_ISSUER")
+    if issuer is None:
+        return None
+    # Token `iss` claims carry no trailing slash; compare like with like.
+    issuer = issuer.strip().rstrip("/")
+    if not ISSUER_PATTERN.match(issuer):
+        raise SettingsError(
+            f"CODER_OIDC_ISSUER must be an http(s) URL without query or fragment (got {issuer!r})"
+        )
+    return issuer
+
+
+def _oidc_audience(env: Mapping[str, str]) -> str:
+    audience = env.get("CODER_OIDC_AUDIENCE", DEFAULT_OIDC_AUDIENCE).strip()
+    if not AUDIENCE_PATTERN.match(audience):
+        raise SettingsError(
+            f"CODER_OIDC_AUDIENCE must be one word of at most 200 characters (got {audience!r})"
+        )
+    return audience
 
 
 def _private_key(env: Mapping[str, str]) -> str:

@@ -33,6 +33,7 @@ BAD_CONTENT_TYPE = "Content-Type must be application/json"
 BAD_JSON = "the body is not a JSON object"
 DEDUPE_MAX_DELIVERIES = 100_000
 # GitHub sends either, depending on the webhook's configured content type.
+OWN_EVENTS_HANDLED = frozenset({"workflow_run", "workflow_job"})
 JSON_CONTENT_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
 
 
@@ -102,7 +103,7 @@ class WebhookReceiver:
             _log_delivery(event, "ignored: no handler")
             return _reply(200, "ignored")
         bot_login = self._access.known_bot_login
-        if bot_login is not None and _sender(event) == bot_login:
+        if bot_login is not None and _ignores_own(event) and _sender(event) == bot_login:
             _log_delivery(event, "ignored: sent by the app")
             return _reply(200, "ignored")
         received_at = self._access.clock()
@@ -141,7 +142,11 @@ class WebhookReceiver:
     async def _dispatch(self, event: Event, received_at: float) -> str:
         sender = _sender(event)
         # Only bots can be the app; avoid the one-time GET /app for everyone else.
-        if sender.endswith("[bot]") and sender == await self._access.bot_login():
+        if (
+            _ignores_own(event)
+            and sender.endswith("[bot]")
+            and sender == await self._access.bot_login()
+        ):
             return "ignored: sent by the app"
         installation = event.data.get("installation")
         installation_id = installation.get("id") if isinstance(installation, Mapping) else None
@@ -151,6 +156,13 @@ class WebhookReceiver:
             gh = self._access.app_client()
         await self._router.dispatch(event, gh)
         return "ok"
+
+
+def _ignores_own(event: Event) -> bool:
+    """Whether an event the app itself caused is dropped (it would otherwise loop back)."""
+    # The sender of workflow_run / workflow_job is whoever dispatched the workflow, which for
+    # coder's runs is the app: those events are how a dead job is noticed, so they count.
+    return event.event not in OWN_EVENTS_HANDLED
 
 
 def _sender(event: Event) -> str:

@@ -7,6 +7,7 @@ from app.labels import CODER_LABELS
 from app.retry import RetryPolicy
 from app.settings import load_settings
 from tests.support.app import serve_app
+from tests.test_events import example
 
 LATENCY_MS = 600_000  # far longer than any test; devhub.stop() ends it early
 
@@ -54,6 +55,17 @@ async def test_events_sent_by_the_app_itself_are_ignored(app_server, admin):
     }
     status, body = await app_server.deliver("installation", payload)
     assert (status, body) == (200, {"status": "ignored"})
+
+
+async def test_workflow_events_the_app_caused_still_reach_their_handlers(app_server):
+    # The app dispatches coder.yml, so it is the sender of that run's workflow_job events; they
+    # are how a job that died is noticed, so they must not be dropped as "the app's own".
+    bot = await app_server.access.bot_login()
+    payload = example("workflow_job.completed") | {
+        "sender": {"login": bot, "id": 99, "type": "Bot"}
+    }
+    status, body = await app_server.deliver("workflow_job", payload)
+    assert (status, body) == (202, {"status": "accepted"})
 
 
 async def test_self_sent_events_are_dropped_by_the_worker_before_the_slug_is_known(devhub, admin):

@@ -61,7 +61,7 @@ def test_make_app_does_no_io_until_started(private_key_pem, closed_port):
     # No event loop, no session, no GitHub call: the factory only wires routes.
     app = make_app(load_settings(None, offline_env(private_key_pem, closed_port)))
     paths = {route.resource.canonical for route in app.router.routes()}
-    assert paths == {"/api/github/webhooks", "/healthz", "/readyz"}
+    assert paths == {"/api/github/webhooks", "/healthz", "/readyz", "/api/token"}
 
 
 class Blocking:

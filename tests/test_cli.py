@@ -9,8 +9,6 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from actions.agent.main import EXIT_NOT_IMPLEMENTED
-from actions.agent.main import main as agent_main
 from app.cli import EXIT_BAD_SETTINGS, main
 from app.demo import NOT_BUILT_YET, run_demo
 
@@ -97,12 +95,6 @@ def test_the_environment_wins_over_the_env_file(
     assert "not-a-port" in result.output
 
 
-def test_coder_agent_refuses_to_pretend() -> None:
-    result = CliRunner().invoke(agent_main, [])
-    assert result.exit_code == EXIT_NOT_IMPLEMENTED
-    assert "not built yet" in result.output
-
-
 def test_help_lists_the_commands() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
@@ -110,15 +102,26 @@ def test_help_lists_the_commands() -> None:
         assert command in result.output
 
 
-async def test_demo_checks_every_step_and_says_what_is_not_built() -> None:
+async def test_demo_runs_the_develop_journey_and_checks_every_step() -> None:
     out = io.StringIO()
     status = await run_demo(console=Console(file=out, width=200, color_system=None))
     text = out.getvalue()
     assert status == 0, text
     assert "✗" not in text
-    assert "acknowledged at once (HTTP 202" in text
-    assert "did nothing twice (HTTP 200)" in text
-    assert "rejected before the body was parsed (HTTP 401)" in text
-    assert "0 violation(s)" in text
+    for line in (
+        "#1 labelled coder:develop",
+        "draft pull request #2 opened: [coder] add() subtracts instead of adding",
+        "Actions: job success",
+        "pull request #2 ready for review",
+        "check run coder/develop is green",
+        "the fix: calc.py",
+        "coder:running removed",
+        "answered as a duplicate (HTTP 200)",
+        "still one branch and one pull request",
+        "rejected before the body was parsed (HTTP 401)",
+        "0 violation(s)",
+    ):
+        assert line in text, line
+    assert "rate-limited REST calls for the whole run (DESIGN §8: ≤ 12)" in text
     for item in NOT_BUILT_YET:
         assert item in text

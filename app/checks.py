@@ -1,0 +1,179 @@
+"""What the app's own check runs say: queued, invalid config, dispatch failed, reconciled. Pure.
+
+Each function returns the JSON body of a check-runs request
+(https://docs.github.com/en/rest/checks/runs). Summaries are short and factual: what happened,
+and what to do next (DESIGN §2, "honest status").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from app.config import ConfigError
+
+CHECK_PREFIX = "coder/"
+# GitHub accepts at most 50 annotations per request and 65535 characters per output field.
+MAX_ANNOTATIONS = 50
+MAX_OUTPUT_CHARS = 65_535
+TRUNCATED = "\n\n(truncated)"
+
+# How a job that ended without the runner reporting maps onto the check run. A job that
+# "succeeded" but left the check run open did not do what it promised, so it is a failure.
+JOB_CONCLUSIONS = {"cancelled": "cancelled", "timed_out": "timed_out"}
+DEFAULT_RECONCILED = "failure"
+
+
+def check_name(workflow: str) -> str:
+    """Return the check-run name of a workflow, e.g. `coder/develop`."""
+    return f"{CHECK_PREFIX}{workflow}"
+
+
+def runs_on_json(runs_on: str | Sequence[str]) -> str:
+    """Return `runner.runs-on` as the JSON the workflow's `fromJSON(inputs.runs_on)` reads."""
+    value: str | list[str] = runs_on if isinstance(runs_on, str) else list(runs_on)
+    return json.dumps(value)
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """What a freshly dispatched run is, for its first check-run output."""
+
+    run_id: str
+    workflow: str
+    model: str
+    issue_number: int
+    labeled_by: str
+    runs_on: str | tuple[str, ...]
+    pull_url: str
+    steps: tuple[str, ...]
+
+
+def queued_check_run(run: QueuedRun, head_sha: str) -> dict[str, Any]:
+    """Return the body that creates a run's check run, queued on the run branch's head."""
+    runner = run.runs_on if isinstance(run.runs_on, str) else ", ".join(run.runs_on)
+    summary = "\n".join(
+        [
+            (
+                f"Run `{run.run_id}` for #{run.issue_number} is queued, asked for by "
+                f"@{run.labeled_by}."
+            ),
+            "",
+            f"- workflow: {run.workflow} ({', '.join(run.steps)})",
+            f"- model: {run.model}",
+            f"- runs on: {runner}",
+            "",
+            (
+                "Nothing has run yet. This check turns in progress when the job starts and "
+                "completes with what changed, the tests, the time and the cost."
+            ),
+        ]
+    )
+    return {
+        "name": check_name(run.workflow),
+        "head_sha": head_sha,
+        "status": "queued",
+        "external_id": run.run_id,
+        "details_url": run.pull_url,
+        "output": {"title": f"Queued: {run.workflow} with {run.model}", "summary": summary},
+    }
+
+
+def config_failure_check_run(
+    errors: Sequence[ConfigError], *, head_sha: str, run_id: str, workflow: str, branch: str
+) -> dict[str, Any]:
+    """Return the body of a failed check run listing config errors, annotated at their lines."""
+    count = len(errors)
+    noun = "error" if count == 1 else "errors"
+    lines = [
+        f"No run started: the config on `{branch}` has {count} {noun}.",
+        "",
+        *(
+            f"- `{error.path}:{error.line}:{error.column}` {_plain(error.message)}"
+            for error in errors
+        ),
+        "",
+        "Fix the file on the default branch, then add the label again.",
+    ]
+    return {
+        "name": check_name(workflow),
+        "head_sha": head_sha,
+        "external_id": run_id,
+        "conclusion": "failure",
+        "output": {
+            "title": f"Invalid {errors[0].path}" if errors else "Invalid config",
+            "summary": _clip("\n".join(lines)),
+            "annotations": [_annotation(error) for error in errors[:MAX_ANNOTATIONS]],
+        },
+    }
+
+
+def _annotation(error: ConfigError) -> dict[str, Any]:
+    return {
+        "path": error.path,
+        "start_line": error.line,
+        "end_line": error.line,
+        # Columns are only allowed when the annotation starts and ends on one line, as here.
+        "start_column": error.column,
+        "end_column": error.column,
+        "annotation_level": "failure",
+        "title": "coder config",
+        "message": error.message,
+    }
+
+
+def dispatch_failed_update(
+    *, workflow_file: str, branch: str, status: int, message: str
+) -> dict[str, Any]:
+    """Return the update that fails a check run whose workflow could not be dispatched."""
+    if status == 404:
+        title = f"Workflow {workflow_file} not found"
+        summary = (
+            f"No job started: `.github/workflows/{workflow_file}` does not exist on `{branch}`, "
+            "so there was nothing to dispatch. The comment on the issue says how to add it."
+        )
+    else:
+        title = "Dispatch refused"
+        summary = (
+            f"No job started: GitHub refused to dispatch `.github/workflows/{workflow_file}` "
+            f"on `{branch}` ({status}: {_plain(message)})."
+        )
+    return {"conclusion": "failure", "output": {"title": title, "summary": _clip(summary)}}
+
+
+def reconciled_conclusion(job_conclusion: str | None) -> str:
+    """Return the check-run conclusion for a job that ended without reporting."""
+    return JOB_CONCLUSIONS.get(job_conclusion or "", DEFAULT_RECONCILED)
+
+
+def reconciled_update(
+    *, job_conclusion: str | None, what_happened: str, link: str | None
+) -> dict[str, Any]:
+    """Return the update that closes a check run whose job ended without closing it."""
+    conclusion = reconciled_conclusion(job_conclusion)
+    lines = [what_happened, ""]
+    if link:
+        lines.append(f"The job: {link}")
+    lines.append("Nothing was reported by the job itself. Add the label again to start over.")
+    update: dict[str, Any] = {
+        "conclusion": conclusion,
+        "output": {"title": f"Ended: {conclusion}", "summary": _clip("\n".join(lines))},
+    }
+    if link:
+        update["details_url"] = link
+    return update
+
+
+def _plain(text: str) -> str:
+    # Keep messages on one line and out of code spans' way.
+    return " ".join(text.replace("`", "'").split())
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_OUTPUT_CHARS:
+        return text
+    return text[: MAX_OUTPUT_CHARS - len(TRUNCATED)] + TRUNCATED

@@ -1,0 +1,316 @@
+"""`POST /api/token`: a job's OIDC token in, an installation token for that one repository out.
+
+The runner proves which repository it runs for with the OIDC token GitHub Actions gives the job
+(https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect).
+The app checks the signature against the issuer's published keys, the issuer, the audience and
+the times, then mints a token narrowed to that repository and to what a run needs. Tokens are
+never logged; a refusal says why in a few words and nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import gidgethub
+import jwt
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from app.github import GitHubAccess
+    from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXCHANGE_PATH = "/api/token"
+ALGORITHM = "RS256"
+LEEWAY_SECONDS = 60  # clock skew between GitHub's token service and this host
+REQUIRED_CLAIMS = ("exp", "iat", "nbf", "iss", "aud", "repository", "repository_id")
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+# An unknown `kid` refetches the keys (GitHub rotates them), but at most this often, so tokens
+# with made-up key ids cannot turn the app into a stream of requests to the issuer.
+JWKS_MIN_REFRESH_SECONDS = 60.0
+FETCH_TIMEOUT = aiohttp.ClientTimeout(total=10)
+# What a run's token may do: push the branch, update the pull request, the check run and the
+# issue's labels and comments. Nothing else, and only in the job's own repository.
+RUNNER_PERMISSIONS: Mapping[str, str] = {
+    "contents": "write",
+    "pull_requests": "write",
+    "checks": "write",
+    "issues": "write",
+    "metadata": "read",
+}
+REPO_INSTALLATION_URL = "/repos/{owner}/{repo}/installation"
+ACCESS_TOKENS_URL = "/app/installations/{installation_id}/access_tokens"
+
+# Refusal reasons: enough for an operator reading the job log, nothing an attacker can use.
+MISSING_BEARER = "a bearer OIDC token is required"
+MALFORMED = "the token is malformed"
+WRONG_ALGORITHM = f"only {ALGORITHM} tokens are accepted"
+UNKNOWN_KEY = "the token is signed with an unknown key"
+BAD_SIGNATURE = "the token's signature is invalid"
+EXPIRED = "the token has expired"
+NOT_YET_VALID = "the token is not valid yet"
+WRONG_AUDIENCE = "the token is for another audience"
+WRONG_ISSUER = "the token is from another issuer"
+MISSING_CLAIM = "the token lacks the {claim} claim"
+BAD_REPOSITORY = "the token's repository claims are inconsistent"
+NOT_INSTALLED = "the app is not installed on the token's repository"
+ISSUER_UNREACHABLE = "the OIDC issuer cannot be reached"
+GITHUB_UNREACHABLE = "GitHub cannot be reached"
+
+
+class TokenRefusedError(Exception):
+    """The OIDC token was refused; `reason` is safe to show the caller."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class IssuerUnavailableError(Exception):
+    """The issuer's discovery document or keys could not be fetched."""
+
+
+@dataclass(frozen=True)
+class RunnerClaims:
+    """The claims of a verified job token that coder uses."""
+
+    repository: str
+    repository_id: int
+    run_id: str | None
+    workflow_ref: str | None
+
+
+class IssuerKeys:
+    """The issuer's signing keys: discovered once, cached, refetched on an unknown `kid`."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        issuer: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._session = session
+        self._issuer = issuer
+        self._clock = clock
+        self._keys: dict[str, Any] = {}
+        self._jwks_uri: str | None = None
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+
+    async def key(self, kid: str) -> Any:
+        """Return the public key with id `kid`, fetching the key set if it is not known."""
+        if kid in self._keys:
+            return self._keys[kid]
+        async with self._lock:
+            if kid not in self._keys and self._may_refresh():
+                await self._refresh()
+        if kid not in self._keys:
+            raise TokenRefusedError(UNKNOWN_KEY)
+        return self._keys[kid]
+
+    def _may_refresh(self) -> bool:
+        return (
+            self._fetched_at is None or self._clock() - self._fetched_at >= JWKS_MIN_REFRESH_SECONDS
+        )
+
+    async def _refresh(self) -> None:
+        self._fetched_at = self._clock()
+        self.fetches += 1
+        if self._jwks_uri is None:
+            discovery = await self._get_json(self._issuer + DISCOVERY_PATH)
+            jwks_uri = discovery.get("jwks_uri")
+            if not isinstance(jwks_uri, str):
+                raise IssuerUnavailableError("the discovery document names no jwks_uri")
+            self._jwks_uri = jwks_uri
+        key_set = await self._get_json(self._jwks_uri)
+        try:
+            keys = jwt.PyJWKSet.from_dict(key_set).keys
+        except jwt.PyJWKSetError as error:
+            raise IssuerUnavailableError(f"the key set is unusable: {error}") from None
+        self._keys = {key.key_id: key.key for key in keys if key.key_id and key.key_type == "RSA"}
+
+    async def _get_json(self, url: str) -> dict[str, Any]:
+        try:
+            async with self._session.get(url, timeout=FETCH_TIMEOUT) as response:
+                if response.status != 200:
+                    raise IssuerUnavailableError(f"GET {url}: {response.status}")
+                answer = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise IssuerUnavailableError(f"GET {url}: {type(error).__name__}") from None
+        if not isinstance(answer, dict):
+            raise IssuerUnavailableError(f"GET {url}: not a JSON object")
+        return answer
+
+
+class TokenVerifier:
+    """Verify a job's OIDC token: RS256, issuer, audience, times, repository claims."""
+
+    def __init__(self, keys: IssuerKeys, *, issuer: str, audience: str) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+
+    async def verify(self, token: str) -> RunnerClaims:
+        """Return the token's claims, or raise TokenRefusedError saying why not."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise TokenRefusedError(MALFORMED) from None
+        # Checked before any key is looked up: `none`, HS256 with the public key as a secret
+        # and other algorithm confusions never get near a key.
+        if header.get("alg") != ALGORITHM:
+            raise TokenRefusedError(WRONG_ALGORITHM)
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise TokenRefusedError(UNKNOWN_KEY)
+        key = await self._keys.key(kid)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+        except jwt.PyJWTError as error:
+            raise TokenRefusedError(_reason(error)) from None
+        return _runner_claims(claims)
+
+
+def _reason(error: jwt.PyJWTError) -> str:
+    reasons: list[tuple[type[jwt.PyJWTError], str]] = [
+        (jwt.ExpiredSignatureError, EXPIRED),
+        (jwt.ImmatureSignatureError, NOT_YET_VALID),
+        (jwt.InvalidAudienceError, WRONG_AUDIENCE),
+        (jwt.InvalidIssuerError, WRONG_ISSUER),
+        (jwt.InvalidSignatureError, BAD_SIGNATURE),
+        (jwt.InvalidAlgorithmError, WRONG_ALGORITHM),
+    ]
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return MISSING_CLAIM.format(claim=error.claim)
+    return next((reason for kind, reason in reasons if isinstance(error, kind)), MALFORMED)
+
+
+def _runner_claims(claims: Mapping[str, Any]) -> RunnerClaims:
+    repository = claims["repository"]
+    # GitHub's claims are strings, `repository_id` included ("289910").
+    repository_id = str(claims["repository_id"])
+    if not isinstance(repository, str) or repository.count("/") != 1 or not repository_id.isdigit():
+        raise TokenRefusedError(BAD_REPOSITORY)
+    run_id = claims.get("run_id")
+    workflow_ref = claims.get("workflow_ref")
+    return RunnerClaims(
+        repository=repository,
+        repository_id=int(repository_id),
+        run_id=str(run_id) if run_id is not None else None,
+        workflow_ref=str(workflow_ref) if workflow_ref is not None else None,
+    )
+
+
+class TokenExchange:
+    """Turn a verified job token into an installation token for its one repository."""
+
+    def __init__(self, verifier: TokenVerifier, access: GitHubAccess) -> None:
+        self._verifier = verifier
+        self._access = access
+
+    async def exchange(self, token: str) -> dict[str, Any]:
+        """Return `{token, expires_at, repository, permissions}` for a valid job token."""
+        claims = await self._verifier.verify(token)
+        owner, repo = claims.repository.split("/")
+        app = self._access.app_client()
+        try:
+            installation = await app.getitem(REPO_INSTALLATION_URL, {"owner": owner, "repo": repo})
+            # Narrowed by id, not name: GitHub then names the repository the id belongs to, and
+            # that must be the repository the token claims (a rename or a forged pair fails).
+            minted = await app.post(
+                ACCESS_TOKENS_URL,
+                {"installation_id": str(installation["id"])},
+                data={
+                    "repository_ids": [claims.repository_id],
+                    "permissions": dict(RUNNER_PERMISSIONS),
+                },
+            )
+        except gidgethub.BadRequest as error:
+            if error.status_code in {404, 422}:
+                raise TokenRefusedError(NOT_INSTALLED) from None
+            raise
+        repositories = minted.get("repositories") or []
+        names = {(r.get("id"), str(r.get("full_name", "")).casefold()) for r in repositories}
+        if names != {(claims.repository_id, claims.repository.casefold())}:
+            # The minted token never leaves this function and expires within the hour.
+            raise TokenRefusedError(BAD_REPOSITORY)
+        log.info(
+            "issued a token for %s to Actions run %s (%s)",
+            claims.repository,
+            claims.run_id or "-",
+            claims.workflow_ref or "-",
+        )
+        return {
+            "token": minted["token"],
+            "expires_at": minted["expires_at"],
+            "repository": repositories[0]["full_name"],
+            "permissions": minted.get("permissions", dict(RUNNER_PERMISSIONS)),
+        }
+
+
+TOKEN_EXCHANGE_KEY = web.AppKey("token_exchange", TokenExchange)
+
+
+def token_exchange(
+    settings: Settings, session: aiohttp.ClientSession, access: GitHubAccess
+) -> TokenExchange:
+    """Build the exchange for the configured issuer and audience."""
+    issuer = settings.token_issuer
+    keys = IssuerKeys(session, issuer)
+    verifier = TokenVerifier(keys, issuer=issuer, audience=settings.oidc_audience)
+    return TokenExchange(verifier, access)
+
+
+async def handle_token_request(request: web.Request) -> web.Response:
+    """Answer `POST /api/token`: 200 with a repository token, or 401 saying why not."""
+    token = _bearer(request.headers.get("Authorization", ""))
+    if token is None:
+        return _refuse(MISSING_BEARER)
+    try:
+        answer = await request.app[TOKEN_EXCHANGE_KEY].exchange(token)
+    except TokenRefusedError as refused:
+        return _refuse(refused.reason)
+    except IssuerUnavailableError as error:
+        log.warning("token exchange: %s", error)
+        return _message(503, ISSUER_UNREACHABLE)
+    except (gidgethub.GitHubException, aiohttp.ClientError, OSError) as error:
+        log.warning("token exchange: GitHub failed: %s", type(error).__name__)
+        return _message(502, GITHUB_UNREACHABLE)
+    return web.json_response(answer, headers={"Cache-Control": "no-store"})
+
+
+def _bearer(header: str) -> str | None:
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    return value if scheme.lower() == "bearer" and value else None
+
+
+def _refuse(reason: str) -> web.Response:
+    log.warning("token exchange refused: %s", reason)
+    response = _message(401, reason)
+    response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
+
+
+def _message(status: int, message: str) -> web.Response:
+    return web.json_response(
+        {"message": message}, status=status, headers={"Cache-Control": "no-store"}
+    )

@@ -1,0 +1,140 @@
+"""The app's marked comments: refusal, invalid config, workflow missing, dispatch failed. Pure.
+
+Every comment starts with a hidden marker naming its kind and run, so a redelivered event finds
+the comment it already posted instead of posting it twice (DESIGN §2). Messages are factual:
+what happened and what to do next (STYLE §8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.markers import render_marker
+from app.permissions import Refusal
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from app.config import ConfigError
+    from app.permissions import SenderCheck
+
+REFUSAL = "refusal"
+CONFIG_INVALID = "config-invalid"
+WORKFLOW_MISSING = "workflow-missing"
+DISPATCH_FAILED = "dispatch-failed"
+RUN_KEY = "run"
+WORKFLOWS_DIR = ".github/workflows"
+TEMPLATE_PATH = "workflows-templates/coder.yml"
+APP_URL_VARIABLE = "CODER_APP_URL"
+MAX_LISTED_ERRORS = 20
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A comment to post once: its marker kind, the run it is about, and its markdown."""
+
+    kind: str
+    run_id: str
+    body: str
+
+
+def marker(kind: str, run_id: str) -> str:
+    """Return the hidden marker a comment of `kind` about run `run_id` starts with."""
+    return render_marker(kind, **{RUN_KEY: run_id})
+
+
+def _reply(kind: str, run_id: str, lines: list[str]) -> Reply:
+    return Reply(kind, run_id, "\n".join([marker(kind, run_id), *lines]))
+
+
+def refusal(*, run_id: str, sender: SenderCheck, label: str, repo: str) -> Reply:
+    """Explain why the label did not start a run."""
+    if sender.refusal is Refusal.BOT_NOT_ALLOWED:
+        reason = (
+            f"@{sender.login} is a bot that is not listed in `allowed_bots` in "
+            "`.github/coder.yml`, so its labels do not start runs."
+        )
+    else:
+        reason = (
+            f"@{sender.login} has `{sender.role}` access to {repo}; starting a run needs write, "
+            "maintain or admin."
+        )
+    return _reply(
+        REFUSAL,
+        run_id,
+        [
+            f"coder did not start a run for `{label}`: {reason}",
+            "",
+            f"Someone with write access can add `{label}` again to start one.",
+        ],
+    )
+
+
+def config_invalid(
+    *, run_id: str, errors: Sequence[ConfigError], branch: str, check_run_url: str | None
+) -> Reply:
+    """Name the config's problems, file:line each, and link the check run that annotates them."""
+    listed = [
+        f"- `{error.path}:{error.line}`: {_inline(error.message)}"
+        for error in errors[:MAX_LISTED_ERRORS]
+    ]
+    if len(errors) > MAX_LISTED_ERRORS:
+        listed.append(f"- and {len(errors) - MAX_LISTED_ERRORS} more")
+    path = errors[0].path if errors else ".github/coder.yml"
+    lines = [f"coder did not start a run: `{path}` on `{branch}` is invalid.", "", *listed, ""]
+    if check_run_url:
+        lines.append(f"The check run shows each error at its line: {check_run_url}")
+    lines.append(f"Fix the file on `{branch}`, then add the label again.")
+    return _reply(CONFIG_INVALID, run_id, lines)
+
+
+def workflow_missing(
+    *, run_id: str, workflow_file: str, branch: str, pull_url: str | None
+) -> Reply:
+    """Explain that the workflow file is missing and how to add it."""
+    path = f"{WORKFLOWS_DIR}/{workflow_file}"
+    lines = [
+        f"coder could not start run `{run_id}`: `{path}` does not exist on `{branch}`.",
+        "",
+        "To add it:",
+        (
+            f"1. Copy `{TEMPLATE_PATH}` from coder to `{path}` on `{branch}` (the onboarding "
+            "pull request does this), or set `runner.workflow` in `.github/coder.yml` to the "
+            "file you use."
+        ),
+        (
+            f"2. Set the Actions variable `{APP_URL_VARIABLE}` to this app's public URL, so the "
+            "job can exchange its OIDC token for a repository token."
+        ),
+        "3. Add the label again.",
+    ]
+    if pull_url:
+        lines += ["", f"The run's pull request stays as a draft: {pull_url}"]
+    return _reply(WORKFLOW_MISSING, run_id, lines)
+
+
+def dispatch_failed(
+    *, run_id: str, workflow_file: str, branch: str, status: int, message: str
+) -> Reply:
+    """Explain that GitHub refused to dispatch the workflow."""
+    path = f"{WORKFLOWS_DIR}/{workflow_file}"
+    return _reply(
+        DISPATCH_FAILED,
+        run_id,
+        [
+            (
+                f"coder could not start run `{run_id}`: GitHub refused to dispatch `{path}` on "
+                f"`{branch}` ({status}: {_inline(message)})."
+            ),
+            "",
+            (
+                "The workflow needs a `workflow_dispatch` trigger with the inputs of "
+                f"`{TEMPLATE_PATH}`. Fix it, then add the label again."
+            ),
+        ],
+    )
+
+
+def _inline(text: str) -> str:
+    return " ".join(text.replace("`", "'").split())
