@@ -7,6 +7,7 @@ that moment, not a later edit. Untrusted text is cleaned here before it reaches 
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -27,6 +28,12 @@ TRAILER_WORKFLOW = "Coder-Workflow"
 TRAILER_ISSUE = "Coder-Issue"
 TRAILER_MODEL = "Coder-Model"
 TRAILER_LABELED_BY = "Coder-Labeled-By"
+# Optional: why this model ran; the run whose artifact is this run's input (a `then:` chain or
+# `coder run --input`); and a `then:` asked for this run only.
+TRAILER_MODEL_REASON = "Coder-Model-Reason"
+TRAILER_INPUT_RUN = "Coder-Input-Run"
+TRAILER_INPUT_CHECK_RUN = "Coder-Input-Check-Run"
+TRAILER_THEN = "Coder-Then"
 
 HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 # Zero-width and bidi-control characters can hide instructions from a human reviewer while an
@@ -103,6 +110,10 @@ class Snapshot:
     run_id: str
     workflow: str
     model: str
+    model_reason: str = ""
+    input_run: str | None = None
+    input_check_run: int | None = None
+    then: str | None = None
 
     @classmethod
     def taken(
@@ -116,6 +127,10 @@ class Snapshot:
         run_id: str,
         workflow: str,
         model: str,
+        model_reason: str = "",
+        input_run: str | None = None,
+        input_check_run: int | None = None,
+        then: str | None = None,
     ) -> Snapshot:
         """Take a snapshot, cleaning the untrusted title and body."""
         return cls(
@@ -127,21 +142,31 @@ class Snapshot:
             run_id=run_id,
             workflow=workflow,
             model=model,
+            model_reason=model_reason,
+            input_run=input_run,
+            input_check_run=input_check_run,
+            then=then,
         )
 
 
 def initial_commit_message(snapshot: Snapshot) -> str:
     """Render the run branch's first commit: the title, the issue body, then the trailers."""
     body = snapshot.body or "(the issue has no description)"
-    trailers = "\n".join(
-        [
-            f"{TRAILER_RUN}: {snapshot.run_id}",
-            f"{TRAILER_WORKFLOW}: {snapshot.workflow}",
-            f"{TRAILER_ISSUE}: {snapshot.issue_number}",
-            f"{TRAILER_MODEL}: {snapshot.model}",
-            f"{TRAILER_LABELED_BY}: {snapshot.labeled_by}",
-        ]
+    lines = [
+        f"{TRAILER_RUN}: {snapshot.run_id}",
+        f"{TRAILER_WORKFLOW}: {snapshot.workflow}",
+        f"{TRAILER_ISSUE}: {snapshot.issue_number}",
+        f"{TRAILER_MODEL}: {snapshot.model}",
+        f"{TRAILER_LABELED_BY}: {snapshot.labeled_by}",
+    ]
+    optional = (
+        (TRAILER_MODEL_REASON, snapshot.model_reason.replace("\n", " ")),
+        (TRAILER_INPUT_RUN, snapshot.input_run),
+        (TRAILER_INPUT_CHECK_RUN, snapshot.input_check_run),
+        (TRAILER_THEN, snapshot.then),
     )
+    lines += [f"{key}: {value}" for key, value in optional if value]
+    trailers = "\n".join(lines)
     return f"{TITLE_PREFIX}{snapshot.title}\n\n{body}\n\n{trailers}\n"
 
 
@@ -176,7 +201,43 @@ def snapshot_from_commit(repo: str, message: str) -> Snapshot | None:
         run_id=trailers[TRAILER_RUN],
         workflow=trailers[TRAILER_WORKFLOW],
         model=trailers[TRAILER_MODEL],
+        model_reason=trailers.get(TRAILER_MODEL_REASON, ""),
+        input_run=trailers.get(TRAILER_INPUT_RUN),
+        input_check_run=_positive(trailers.get(TRAILER_INPUT_CHECK_RUN)),
+        then=trailers.get(TRAILER_THEN),
     )
+
+
+def _positive(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() and int(value) > 0 else None
+
+
+RUN_REQUEST_FENCE = "json coder-run"
+RUN_REQUEST_BLOCK = re.compile(r"```json coder-run\n(.*?)\n```", re.DOTALL)
+
+
+def render_run_request(snapshot: Snapshot) -> str:
+    """Render a snapshot as the fenced block a pull-request run's check run carries.
+
+    Runs on a pull request (review) have no branch of their own to hold an initial commit, so
+    their snapshot lives in the check run the app creates; only the app can edit it.
+    """
+    fields = {name: getattr(snapshot, name) for name in Snapshot.__dataclass_fields__}
+    return f"```{RUN_REQUEST_FENCE}\n{json.dumps(fields, indent=2)}\n```"
+
+
+def parse_run_request(text: str | None) -> Snapshot | None:
+    """Read a snapshot back from a check run's text; None if there is none."""
+    match = RUN_REQUEST_BLOCK.search(text or "")
+    if match is None:
+        return None
+    try:
+        fields = json.loads(match.group(1))
+        return Snapshot(
+            **{name: fields[name] for name in Snapshot.__dataclass_fields__ if name in fields}
+        )
+    except (json.JSONDecodeError, TypeError):
+        return None
 
 
 class StepState(StrEnum):

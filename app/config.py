@@ -6,10 +6,18 @@ in. Every field has a default, so a repository with no config file gets the buil
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -20,6 +28,8 @@ DEVELOP_LABEL = "coder:develop"
 # (e.g. nested aliases that expand exponentially) before pydantic ever sees them.
 MAX_CONFIG_BYTES = 256 * 1024
 MAX_CONFIG_NODES = 20_000
+# Whole-config checks start their message with the dotted path they are about.
+MESSAGE_PATH = re.compile(r"^([A-Za-z_][\w-]*(?:\.[\w:-]+)+):")
 
 
 class _Model(BaseModel):
@@ -99,14 +109,42 @@ class Tests(_Model):
     timeout_minutes: int = Field(20, ge=1, le=360, description="The test command's time limit.")
 
 
+ArtifactKind = Literal["research", "design", "develop", "review", "release"]
+BUILT_IN_ROLES = (
+    "architect",
+    "implementer",
+    "tester",
+    "reviewer",
+    "release",
+    "researcher",
+    "designer",
+)
+# Which artifacts each kind of workflow accepts as its input (an issue is always accepted,
+# except by review, which needs a pull request to read). See app/artifacts.py.
+ACCEPTS: dict[str, tuple[str, ...]] = {
+    "research": ("issue",),
+    "design": ("issue", "research"),
+    "develop": ("issue", "research", "design"),
+    "review": ("develop",),
+    "release": ("issue", "develop"),
+}
+
+
 class Trigger(_Model):
-    """What starts a workflow."""
+    """What starts a workflow (a `repository_dispatch` of type `coder.<name>` always does)."""
 
     label: str | None = Field(None, description="An issue label that starts the workflow.")
     command: str | None = Field(None, description="The /coder verb that starts the workflow.")
     pull_request: tuple[str, ...] = Field(
         (), description="Pull-request actions that start the workflow (e.g. opened)."
     )
+
+
+class Role(_Model):
+    """A custom role: one agent session with its own prompt."""
+
+    prompt: str = Field(description="Path, on the default branch, of the role's prompt file.")
+    description: str = Field("", description="One line shown in summaries.")
 
 
 class Workflow(_Model):
@@ -117,14 +155,46 @@ class Workflow(_Model):
         ("implementer",), description="Roles run in order, one agent session each."
     )
     then: str | None = Field(None, description="Workflow to start when this one succeeds.")
+    produces: ArtifactKind = Field(
+        "develop", description="The artifact it ends with, which decides what it may hand on."
+    )
+    model: str | None = Field(None, description="Model for this workflow (default: agent's).")
+    auto_split: bool = Field(
+        default=False, description="Turn the architect's split proposal into sub-issues."
+    )
+    title: str | None = Field(
+        None, description="Title of the issue opened for a run that starts without one."
+    )
 
 
 def _default_workflows() -> dict[str, Workflow]:
     return {
+        "research": Workflow(
+            on=Trigger(label="coder:research", command="research"),
+            steps=("researcher",),
+            produces="research",
+        ),
+        "design": Workflow(
+            on=Trigger(label="coder:design", command="design"),
+            steps=("designer",),
+            produces="design",
+        ),
         "develop": Workflow(
             on=Trigger(label=DEVELOP_LABEL, command="develop"),
             steps=("architect", "implementer", "tester"),
-        )
+            produces="develop",
+        ),
+        "review": Workflow(
+            on=Trigger(label="coder:review", command="review"),
+            steps=("reviewer",),
+            produces="review",
+        ),
+        "release": Workflow(
+            on=Trigger(command="release"),
+            steps=("release",),
+            produces="release",
+            title="Release",
+        ),
     }
 
 
@@ -164,14 +234,72 @@ class CoderConfig(_Model):
     allowed_bots: tuple[str, ...] = Field(
         (), description="Bot logins (e.g. dependabot[bot]) allowed to start runs."
     )
+    roles: dict[str, Role] = Field(
+        default_factory=dict, description="Custom roles by name, each with its prompt file."
+    )
 
     @field_validator("workflows", mode="before")
     @classmethod
     def _keep_built_in_workflows(cls, value: Any) -> Any:
-        # A team's own workflows add to the built-in ones (and may redefine them by name).
-        if isinstance(value, dict):
-            return {**_default_workflows(), **value}
-        return value
+        # A team's own workflows add to the built-in ones. One named like a built-in starts from
+        # it: the keys given replace the built-in's, the rest (e.g. `produces`) carry over.
+        if not isinstance(value, dict):
+            return value
+        built_in = _default_workflows()
+        merged: dict[str, Any] = dict(built_in)
+        for name, given in value.items():
+            if name in built_in and isinstance(given, dict):
+                merged[name] = {**built_in[name].model_dump(exclude_defaults=True), **given}
+            else:
+                merged[name] = given
+        return merged
+
+    @model_validator(mode="after")
+    def _workflows_fit_together(self) -> CoderConfig:
+        known_roles = set(BUILT_IN_ROLES) | set(self.roles)
+        seen: dict[tuple[str, str], str] = {}
+        for name, workflow in self.workflows.items():
+            for role in workflow.steps:
+                if role not in known_roles:
+                    raise ValueError(
+                        f"workflows.{name}.steps: unknown role {role!r} "
+                        f"(built in: {', '.join(BUILT_IN_ROLES)}; or define it under roles:)"
+                    )
+            for kind, value in (("label", workflow.on.label), ("command", workflow.on.command)):
+                if value is None:
+                    continue
+                other = seen.setdefault((kind, value), name)
+                if other != name:
+                    raise ValueError(
+                        f"workflows.{name}.on.{kind}: {value!r} already starts workflow {other}"
+                    )
+            if workflow.then is None:
+                continue
+            following = self.workflows.get(workflow.then)
+            if following is None:
+                raise ValueError(f"workflows.{name}.then: no workflow named {workflow.then!r}")
+            if workflow.produces not in ACCEPTS[following.produces]:
+                takes = " or ".join(ACCEPTS[following.produces])
+                raise ValueError(
+                    f"workflows.{name}.then: {workflow.then} takes {takes}, "
+                    f"not a {workflow.produces} artifact"
+                )
+        cycle = _then_cycle(self.workflows)
+        if cycle:
+            where = f"workflows.{cycle[-2]}.then"
+            raise ValueError(f"{where}: the workflows form a cycle: {' -> '.join(cycle)}")
+        return self
+
+    def workflow_for_command(self, verb: str) -> tuple[str, Workflow] | None:
+        """Return the workflow a /coder verb starts, if any."""
+        for name, workflow in self.workflows.items():
+            if workflow.on.command == verb:
+                return name, workflow
+        return None
+
+    def workflows_for_pull_request(self, action: str) -> list[tuple[str, Workflow]]:
+        """Return the workflows a pull-request action starts."""
+        return [(n, w) for n, w in self.workflows.items() if action in w.on.pull_request]
 
     def workflow_for_label(self, label: str) -> tuple[str, Workflow] | None:
         """Return the workflow an issue label starts, if any."""
@@ -179,6 +307,19 @@ class CoderConfig(_Model):
             if workflow.on.label == label:
                 return name, workflow
         return None
+
+
+def _then_cycle(workflows: dict[str, Workflow]) -> list[str]:
+    """Return a `then:` cycle as a list of names (first repeated at the end), or []."""
+    for start, workflow in workflows.items():
+        path = [start]
+        current = workflow.then
+        while current is not None and current in workflows:
+            if current in path:
+                return [*path[path.index(current) :], current]
+            path.append(current)
+            current = workflows[current].then
+    return []
 
 
 @dataclass(frozen=True)
@@ -278,18 +419,28 @@ def _to_plain(node: Node, budget: list[int]) -> Any:
 def _located(document: CommentedMap, path: str, error: ValidationError) -> list[ConfigError]:
     errors = []
     for problem in error.errors():
-        location = tuple(problem["loc"])
+        location = _where(problem)
         line, column = _position(document, location)
-        where = ".".join(str(part) for part in location)
         message = _message(problem)
-        errors.append(ConfigError(path, line, column, f"{where}: {message}" if where else message))
+        if problem["loc"]:
+            message = f"{'.'.join(str(part) for part in location)}: {message}"
+        errors.append(ConfigError(path, line, column, message))
     return errors
 
 
 def _message(problem: Any) -> str:
     if problem["type"] == "extra_forbidden":
         return "unknown key"
-    return str(problem["msg"])
+    return str(problem["msg"]).removeprefix("Value error, ")
+
+
+def _where(problem: Any) -> tuple[Any, ...]:
+    """Where a problem is: its loc, or for whole-config checks the path its message starts with."""
+    location = tuple(problem["loc"])
+    if location:
+        return location
+    match = MESSAGE_PATH.match(_message(problem))
+    return tuple(match.group(1).split(".")) if match else ()
 
 
 def _position(document: CommentedMap, location: tuple[Any, ...]) -> tuple[int, int]:

@@ -11,8 +11,10 @@ from app.briefing import (
     StepState,
     branch_name,
     initial_commit_message,
+    parse_run_request,
     parse_trailers,
     render_pr_body,
+    render_run_request,
     sanitize,
     slugify,
     snapshot_from_commit,
@@ -83,6 +85,27 @@ def test_hostile_text_cannot_forge_trailers(title):
     assert read.run_id == "abcdefghijkl"
     assert read.issue_number == 42
     assert "\n" not in read.title
+
+
+def test_chained_runs_carry_their_input_and_model_reason():
+    taken = snapshot(
+        model="opus",
+        model_reason="escalated from sonnet: run abc failed",
+        input_run="previousrun1",
+        input_check_run=31,
+        then="review",
+    )
+    message = initial_commit_message(taken)
+    assert "Coder-Input-Check-Run: 31" in message
+    assert snapshot_from_commit("acme/widgets", message) == taken
+
+
+def test_a_pull_request_run_carries_its_snapshot_in_the_check_run_text():
+    taken = snapshot(workflow="review", input_check_run=7)
+    text = "## Queued\n\n" + render_run_request(taken) + "\n"
+    assert parse_run_request(text) == taken
+    assert parse_run_request("no block") is None
+    assert parse_run_request("```json coder-run\n{broken\n```") is None
 
 
 def test_a_commit_that_is_not_ours_is_not_a_snapshot():

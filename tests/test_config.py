@@ -9,6 +9,8 @@ from app.config import (
     DEVELOP_LABEL,
     MAX_CONFIG_BYTES,
     CoderConfig,
+    Workflow,
+    _then_cycle,
     parse_config,
 )
 
@@ -69,9 +71,77 @@ def test_runs_on_takes_a_label_or_a_list():
     assert parse_config("runner:\n  runs-on: big\n").config.runner.runs_on == "big"
 
 
+def test_built_in_workflows_work_with_no_config():
+    workflows = CoderConfig().workflows
+    assert set(workflows) == {"research", "design", "develop", "review", "release"}
+    assert {name: w.produces for name, w in workflows.items()} == {
+        "research": "research",
+        "design": "design",
+        "develop": "develop",
+        "review": "review",
+        "release": "release",
+    }
+
+
 def test_own_workflows_add_to_the_built_in_ones():
     config = parse_config("workflows:\n  docs: {on: {label: 'coder:docs'}}\n").config
-    assert set(config.workflows) == {"develop", "docs"}
+    assert set(config.workflows) == {"research", "design", "develop", "review", "release", "docs"}
+
+
+def test_a_workflow_named_like_a_built_in_starts_from_it():
+    config = parse_config("workflows:\n  research:\n    then: develop\n").config
+    research = config.workflows["research"]
+    assert (research.produces, research.steps, research.then) == (
+        "research",
+        ("researcher",),
+        "develop",
+    )
+    assert research.on.label == "coder:research"
+
+
+def test_then_must_name_a_workflow_that_takes_the_artifact():
+    (error,) = parse_config("workflows:\n  review:\n    then: develop\n").errors
+    assert (error.line, error.column) == (3, 5)
+    assert error.message == (
+        "workflows.review.then: develop takes issue or research or design, not a review artifact"
+    )
+    (error,) = parse_config("workflows:\n  research:\n    then: nope\n").errors
+    assert error.message == "workflows.research.then: no workflow named 'nope'"
+
+
+def test_a_trigger_starts_one_workflow_only():
+    (error,) = parse_config("workflows:\n  docs:\n    on: {label: coder:develop}\n").errors
+    assert error.line == 3
+    assert "already starts workflow develop" in error.message
+
+
+def test_steps_name_known_roles():
+    (error,) = parse_config("workflows:\n  docs:\n    steps: [architect, poet]\n").errors
+    assert error.line == 3
+    assert "unknown role 'poet'" in error.message
+    config = parse_config(
+        "roles:\n  poet: {prompt: .github/poet.md}\nworkflows:\n  docs: {steps: [poet]}\n"
+    ).config
+    assert config.workflows["docs"].steps == ("poet",)
+
+
+def test_then_cycles_are_found():
+    looping = {
+        "a": Workflow(produces="research", then="b"),
+        "b": Workflow(produces="research", then="a"),
+        "c": Workflow(then=None),
+    }
+    assert _then_cycle(looping) == ["a", "b", "a"]
+    assert _then_cycle({"c": Workflow()}) == []
+
+
+def test_workflows_are_found_by_label_command_and_pull_request_action():
+    config = parse_config(
+        "workflows:\n  review:\n    on: {pull_request: [opened, ready_for_review]}\n"
+    ).config
+    assert config.workflow_for_command("research")[0] == "research"
+    assert config.workflow_for_command("nope") is None
+    assert [name for name, _ in config.workflows_for_pull_request("opened")] == ["review"]
 
 
 def test_unknown_keys_are_errors_at_their_line():
