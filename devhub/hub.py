@@ -44,6 +44,7 @@ from devhub import (
     rest_repos,
     rest_reviews,
     rest_search,
+    rest_subissues,
     rest_users,
     rest_variables,
 )
@@ -104,6 +105,8 @@ ALL_EVENTS = [
     "pull_request_review",
     "push",
     "repository",
+    "repository_dispatch",
+    "sub_issues",
     "workflow_job",
     "workflow_run",
 ]
@@ -373,6 +376,7 @@ ROUTE_MODULES = (
     rest_users,
     rest_repos,
     rest_issues,
+    rest_subissues,
     rest_labels,
     rest_reactions,
     rest_git,

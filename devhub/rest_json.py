@@ -413,7 +413,16 @@ def issue_json(
         "timeline_url": f"{api}/timeline",
         "performed_via_github_app": _via_app(urls, app, webhook=webhook) if issue.via_app else None,
         "state_reason": issue.state_reason,
+        "sub_issues_summary": sub_issues_summary(issue),
     } | _pull_fields(urls, repo, issue)
+
+
+def sub_issues_summary(issue: Issue) -> JSON:
+    """Render an issue's `sub_issues_summary`: how many sub-issues, how many closed."""
+    total = len(issue.sub_issues)
+    completed = sum(1 for sub in issue.sub_issues if sub.state == "closed")
+    percent = completed * 100 // total if total else 0
+    return {"total": total, "completed": completed, "percent_completed": percent}
 
 
 def _pull_fields(urls: Urls, repo: Repo, issue: Issue) -> JSON:

@@ -172,6 +172,9 @@ class Issue:
     comments: list[Comment] = field(default_factory=list)
     events: list[IssueEvent] = field(default_factory=list)
     reactions: list[Reaction] = field(default_factory=list)
+    # Sub-issues (https://docs.github.com/rest/issues/sub-issues): ordered, one parent at most.
+    parent: Issue | None = None
+    sub_issues: list[Issue] = field(default_factory=list)
 
 
 @dataclass(eq=False)

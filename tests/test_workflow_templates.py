@@ -75,3 +75,22 @@ def test_the_agent_job_asks_only_for_an_oidc_token_and_runs_where_config_says():
     assert job["runs-on"] == "${{ fromJSON(inputs.runs_on) }}"
     assert workflow["run-name"] == "coder run ${{ inputs.run_id }}"
     assert "inputs.issue" in workflow["concurrency"]["group"]
+
+
+SCHEDULED = {
+    "coder-dependencies.yml": "coder.dependencies",
+    "coder-security.yml": "coder.security",
+    "coder-release-train.yml": "coder.release",
+}
+
+
+@pytest.mark.parametrize(("name", "event_type"), SCHEDULED.items())
+def test_scheduled_templates_ask_coder_through_repository_dispatch(name, event_type):
+    workflow = load(ROOT / "workflows-templates" / name)
+    assert workflow["on"]["schedule"][0]["cron"]
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"contents": "write"}
+    (step,) = job["steps"]
+    assert f'"event_type":"{event_type}"' in step["run"]
+    assert "$GITHUB_API_URL/repos/$GITHUB_REPOSITORY/dispatches" in step["run"]
+    assert step["env"] == {"GH_TOKEN": "${{ github.token }}"}
