@@ -73,8 +73,9 @@ async def add_sub_issue(request: web.Request) -> web.Response:
     child.parent = parent
     parent.sub_issues.append(child)
     sender = sender_of(ctx, access)
-    rendered_parent = issue_json(ctx.urls, ctx.state, repo, parent, ctx.app, webhook=True)
-    rendered_child = issue_json(ctx.urls, ctx.state, repo, child, ctx.app, webhook=True)
+    # `sub_issues` payloads carry the REST `issue` shape, whose app requires events and permissions.
+    rendered_parent = issue_json(ctx.urls, ctx.state, repo, parent, ctx.app)
+    rendered_child = issue_json(ctx.urls, ctx.state, repo, child, ctx.app)
     repository = repo_json(ctx.urls, repo)
     ids = {"parent_issue_id": parent.id, "sub_issue_id": child.id}
     issues = {"parent_issue": rendered_parent, "sub_issue": rendered_child}
