@@ -1,4 +1,4 @@
-"""What the app's own check runs say: queued, invalid config, dispatch failed, reconciled. Pure.
+"""What the app's own check runs say: queued, refused, chain stopped, reconciled. Pure.
 
 Each function returns the JSON body of a check-runs request
 (https://docs.github.com/en/rest/checks/runs). Summaries are short and factual: what happened,
@@ -21,6 +21,10 @@ CHECK_PREFIX = "coder/"
 MAX_ANNOTATIONS = 50
 MAX_OUTPUT_CHARS = 65_535
 TRUNCATED = "\n\n(truncated)"
+MAX_TITLE_CHARS = 120
+# The check run that holds an input artifact given with a request (a command's coder-input block,
+# `coder run --input`, a dispatch's `client_payload.input`); the runner reads it by id.
+INPUT_CHECK = "input"
 
 # How a job that ended without the runner reporting maps onto the check run. A job that
 # "succeeded" but left the check run open did not do what it promised, so it is a failure.
@@ -51,11 +55,16 @@ class QueuedRun:
     runs_on: str | tuple[str, ...]
     pull_url: str
     steps: tuple[str, ...]
+    model_reason: str = ""
 
 
-def queued_check_run(run: QueuedRun, head_sha: str) -> dict[str, Any]:
-    """Return the body that creates a run's check run, queued on the run branch's head."""
+def queued_check_run(run: QueuedRun, head_sha: str, text: str | None = None) -> dict[str, Any]:
+    """Return the body that creates a run's check run, queued on its head.
+
+    `text` is the run request a pull-request run carries (`app.briefing.render_run_request`).
+    """
     runner = run.runs_on if isinstance(run.runs_on, str) else ", ".join(run.runs_on)
+    model = f"{run.model} ({_plain(run.model_reason)})" if run.model_reason else run.model
     summary = "\n".join(
         [
             (
@@ -64,7 +73,7 @@ def queued_check_run(run: QueuedRun, head_sha: str) -> dict[str, Any]:
             ),
             "",
             f"- workflow: {run.workflow} ({', '.join(run.steps)})",
-            f"- model: {run.model}",
+            f"- model: {model}",
             f"- runs on: {runner}",
             "",
             (
@@ -73,13 +82,87 @@ def queued_check_run(run: QueuedRun, head_sha: str) -> dict[str, Any]:
             ),
         ]
     )
+    output = {"title": f"Queued: {run.workflow} with {run.model}", "summary": summary}
+    if text is not None:
+        output["text"] = _clip(text)
     return {
         "name": check_name(run.workflow),
         "head_sha": head_sha,
         "status": "queued",
         "external_id": run.run_id,
         "details_url": run.pull_url,
-        "output": {"title": f"Queued: {run.workflow} with {run.model}", "summary": summary},
+        "output": output,
+    }
+
+
+def chain_stopped_check_run(
+    *, workflow: str, run_id: str, head_sha: str, after: str, problems: Sequence[str]
+) -> dict[str, Any]:
+    """Return the failed check run of a `then:` step whose input was refused, naming each field."""
+    lines = [
+        f"`{workflow}` did not start after run `{after}`: its artifact is not a valid input.",
+        "",
+        *(f"- {_plain(problem)}" for problem in problems),
+        "",
+        "Fix what produced the artifact, then run the workflow again.",
+    ]
+    first = _plain(problems[0]) if problems else "no artifact"
+    return {
+        "name": check_name(workflow),
+        "head_sha": head_sha,
+        "external_id": run_id,
+        "conclusion": "failure",
+        "output": {
+            "title": _short(f"chain stopped: {first}"),
+            "summary": _clip("\n".join(lines)),
+        },
+    }
+
+
+def input_refused_check_run(
+    *, workflow: str, run_id: str, head_sha: str, problems: Sequence[str]
+) -> dict[str, Any]:
+    """Return the failed check run of a request that had nowhere to be answered (no issue)."""
+    lines = [
+        f"No run of `{workflow}` started: the request has problems.",
+        "",
+        *(f"- {_plain(problem)}" for problem in problems),
+    ]
+    return {
+        "name": check_name(workflow),
+        "head_sha": head_sha,
+        "external_id": run_id,
+        "conclusion": "failure",
+        "output": {
+            "title": _short(f"Refused: {_plain(problems[0])}" if problems else "Refused"),
+            "summary": _clip("\n".join(lines)),
+        },
+    }
+
+
+def input_check_run(*, run_id: str, head_sha: str, text: str) -> dict[str, Any]:
+    """Return the check run that holds a run's input artifact, which the runner reads."""
+    return {
+        "name": check_name(INPUT_CHECK),
+        "head_sha": head_sha,
+        "external_id": run_id,
+        "conclusion": "neutral",
+        "output": {
+            "title": f"Input of run {run_id}",
+            "summary": f"The input artifact run `{run_id}` was asked to start from.",
+            "text": _clip(text),
+        },
+    }
+
+
+def duplicate_update(winner_id: int | str) -> dict[str, Any]:
+    """Return the update that retires a check run a racing replica created twice."""
+    return {
+        "conclusion": "neutral",
+        "output": {
+            "title": f"duplicate of {winner_id}",
+            "summary": f"Another check run ({winner_id}) holds this run; nothing ran here.",
+        },
     }
 
 
@@ -97,7 +180,7 @@ def config_failure_check_run(
             for error in errors
         ),
         "",
-        "Fix the file on the default branch, then add the label again.",
+        "Fix the file on the default branch, then ask again.",
     ]
     return {
         "name": check_name(workflow),
@@ -158,7 +241,7 @@ def reconciled_update(
     lines = [what_happened, ""]
     if link:
         lines.append(f"The job: {link}")
-    lines.append("Nothing was reported by the job itself. Add the label again to start over.")
+    lines.append("Nothing was reported by the job itself. Ask again to start over.")
     update: dict[str, Any] = {
         "conclusion": conclusion,
         "output": {"title": f"Ended: {conclusion}", "summary": _clip("\n".join(lines))},
@@ -171,6 +254,10 @@ def reconciled_update(
 def _plain(text: str) -> str:
     # Keep messages on one line and out of code spans' way.
     return " ".join(text.replace("`", "'").split())
+
+
+def _short(title: str) -> str:
+    return title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 3] + "..."
 
 
 def _clip(text: str) -> str:

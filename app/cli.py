@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from app.cli_config import config
+from app.cli_runs import artifacts, run
 from app.settings import SettingsError, load_settings
 
 DEFAULT_ENV_FILE = Path(".env")
@@ -98,3 +100,8 @@ def demo(keep: bool) -> None:
     from app.demo import run_demo  # noqa: PLC0415
 
     raise SystemExit(asyncio.run(run_demo(keep=keep)))
+
+
+main.add_command(config)
+main.add_command(run)
+main.add_command(artifacts)

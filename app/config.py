@@ -1,26 +1,28 @@
 """`.github/coder.yml`: the models, and parsing YAML text into them with errors that name lines.
 
 Pure: callers fetch the text (from the default branch, never a pull request's head) and pass it
-in. Every field has a default, so a repository with no config file gets the built-in behaviour.
+in, with the base file its `_extends` names. Every field has a default, so a repository with no
+config file gets the built-in behaviour (or its org's defaults).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from app.config_yaml import Document, YamlProblemError, holder, load_mapping, position
 
 CONFIG_PATH = ".github/coder.yml"
 DEVELOP_LABEL = "coder:develop"
@@ -28,8 +30,22 @@ DEVELOP_LABEL = "coder:develop"
 # (e.g. nested aliases that expand exponentially) before pydantic ever sees them.
 MAX_CONFIG_BYTES = 256 * 1024
 MAX_CONFIG_NODES = 20_000
+NOT_UTF8 = "the file is not UTF-8 text"
 # Whole-config checks start their message with the dotted path they are about.
 MESSAGE_PATH = re.compile(r"^([A-Za-z_][\w-]*(?:\.[\w:-]+)+):")
+
+# Probot's convention: `_extends: .github` (a repository of the same owner) or
+# `_extends: acme/.github` names the repository whose `.github/coder.yml`, on its default branch,
+# this file is merged over. A repository with no config file uses `<owner>/.github`'s.
+EXTENDS_KEY = "_extends"
+ORG_DEFAULTS_REPO = ".github"
+# Plain enough for JSON Schema's ECMA-262 regexes too (docs/coder.schema.json uses it).
+EXTENDS_PATTERN = r"^(?:[A-Za-z0-9][A-Za-z0-9-]*/)?[A-Za-z0-9._-]+$"
+EXTENDS_VALUE = re.compile(EXTENDS_PATTERN)
+BAD_EXTENDS = "_extends: expected a repository such as .github or acme/.github, not {value!r}"
+UNREADABLE_BASE = "_extends: cannot read {path}: {reason}"
+BASE_NOT_FOUND = "no such file on its default branch, or coder cannot see that repository"
+ONE_LEVEL_ONLY = "_extends: a base config cannot extend another one (one level only)"
 
 
 class _Model(BaseModel):
@@ -39,12 +55,17 @@ class _Model(BaseModel):
 class Models(_Model):
     """Which model runs, and the ladder a retry or fix climbs."""
 
-    default: str = Field("sonnet", description="Model for a first attempt.")
+    default: str = Field("sonnet", description="The model for a first attempt.", examples=["opus"])
     ladder: tuple[str, ...] = Field(
-        ("haiku", "sonnet", "opus"), description="Tiers a retry or fix climbs, cheapest first."
+        ("haiku", "sonnet", "opus"),
+        description="The tiers a retry or fix climbs, cheapest first; the top tier is the last.",
+        examples=[["sonnet", "opus"]],
     )
     labels: dict[str, str] = Field(
-        default_factory=dict, description="Issue label -> model, e.g. documentation: haiku."
+        default_factory=dict,
+        description="Issue label to model. The first of the issue's labels that names a model "
+        "wins; otherwise `default` applies.",
+        examples=[{"documentation": "haiku"}],
     )
 
 
@@ -53,20 +74,36 @@ class Agent(_Model):
 
     backend: Literal["claude", "codex", "aider", "command", "script"] = Field(
         "claude",
-        description="claude, codex, aider, command (any program speaking STATUS:/STUCK:/COST:), "
-        "or script (deterministic; for demos and tests).",
+        description="`claude`, `codex`, `aider`, `command` (any program that prints `STATUS:`, "
+        "`STUCK:` and `COST:` lines), or `script` (deterministic; for demos and tests).",
+        examples=["command"],
     )
     command: str | None = Field(
-        None, description="For backend: command, the program to run in the workspace."
+        None,
+        description="For `backend: command`: the program to run in the workspace.",
+        examples=["python3 tools/my_agent.py"],
     )
     script: str | None = Field(
-        None, description="For backend: script, the path of the script file in the repo."
+        None,
+        description="For `backend: script`: the path of the script file in the repository.",
+        examples=[".github/coder-script.json"],
     )
     models: Models = Field(default_factory=Models, description="Model tiers.")
     instructions: tuple[str, ...] = Field(
         ("AGENTS.md", "CLAUDE.md", ".github/coder-instructions.md"),
-        description="Files on the default branch whose text joins every briefing.",
+        description="Files on the default branch whose text joins every briefing. Missing files "
+        "are skipped.",
+        examples=[["AGENTS.md", "docs/CONTRIBUTING.md"]],
     )
+
+
+def _one_union_error(value: Any, handler: ValidatorFunctionWrapHandler, expected: str) -> Any:
+    # pydantic reports a value that fits no member of a union once per member, under locations
+    # such as `batch_size.int`; one error at the key, saying what fits, reads better.
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(f"expected {expected}, not {value!r}") from None
 
 
 class Runner(_Model):
@@ -75,38 +112,73 @@ class Runner(_Model):
     runs_on: str | tuple[str, ...] = Field(
         "ubuntu-latest",
         alias="runs-on",
-        description="A runner label or a list of labels (e.g. [self-hosted, gpu]).",
+        description="A runner label, or a list of labels such as `[self-hosted, gpu]`. It reaches "
+        "the workflow as JSON in the `runs_on` input, read with `fromJSON(inputs.runs_on)`.",
+        examples=[["self-hosted", "gpu"]],
     )
     workflow: str = Field(
-        "coder.yml", description="The workflow file in .github/workflows that runs coder-agent."
+        "coder.yml",
+        description="The workflow file in `.github/workflows/` that coder dispatches. If it does "
+        "not exist, the run fails and coder comments with how to add it.",
+        examples=["agents.yml"],
     )
+
+    @field_validator("runs_on", mode="wrap")
+    @classmethod
+    def _one_runs_on_error(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        return _one_union_error(value, handler, "a runner label or a list of labels")
 
 
 class Limits(_Model):
     """How much runs at once and how long a run may take."""
 
-    max_concurrent: int = Field(3, ge=1, description="Runs at once across the installation.")
-    per_repo: int = Field(2, ge=1, description="Runs at once in one repository.")
-    run_minutes: int = Field(45, ge=1, le=360, description="A run is stopped after this long.")
+    max_concurrent: int = Field(
+        3, ge=1, description="Runs at once across the whole installation.", examples=[5]
+    )
+    per_repo: int = Field(2, ge=1, description="Runs at once in one repository.", examples=[1])
+    run_minutes: int = Field(
+        45,
+        ge=1,
+        le=360,
+        description="A run is stopped after this long; its work so far is pushed and the run "
+        "ends `timed_out`.",
+        examples=[90],
+    )
     idle_minutes: int = Field(
-        10, ge=1, le=360, description="A run whose agent prints nothing this long is stopped."
+        10,
+        ge=1,
+        le=360,
+        description="A run whose agent prints nothing for this long is stopped.",
+        examples=[20],
     )
 
 
 class Budget(_Model):
-    """Money limits."""
+    """Money limits, in US dollars, from the cost the agent reports."""
 
-    per_run_usd: float = Field(5.0, ge=0, description="A run stops when it has spent this much.")
-    monthly_usd: float = Field(200.0, ge=0, description="No new runs once the month spent this.")
+    per_run_usd: float = Field(
+        5.0, ge=0, description="A run stops when it has spent this much.", examples=[2.5]
+    )
+    monthly_usd: float = Field(
+        200.0,
+        ge=0,
+        description="No new runs start once the month has spent this much.",
+        examples=[1000],
+    )
 
 
 class Tests(_Model):
-    """How the repository's tests run."""
+    """How the repository's own tests run after the agent has worked."""
 
     command: str | None = Field(
-        None, description="Shell command run in the workspace after the agent; none: no tests."
+        None,
+        description="A shell command run in the workspace. Without one, no tests run and a run "
+        "that pushed work ends `neutral`, not `success`.",
+        examples=["make test"],
     )
-    timeout_minutes: int = Field(20, ge=1, le=360, description="The test command's time limit.")
+    timeout_minutes: int = Field(
+        20, ge=1, le=360, description="The test command's time limit.", examples=[30]
+    )
 
 
 ArtifactKind = Literal["research", "design", "develop", "review", "release"]
@@ -133,18 +205,33 @@ ACCEPTS: dict[str, tuple[str, ...]] = {
 class Trigger(_Model):
     """What starts a workflow (a `repository_dispatch` of type `coder.<name>` always does)."""
 
-    label: str | None = Field(None, description="An issue label that starts the workflow.")
-    command: str | None = Field(None, description="The /coder verb that starts the workflow.")
+    label: str | None = Field(
+        None,
+        description="An issue label that starts the workflow when a writer adds it.",
+        examples=["coder:docs"],
+    )
+    command: str | None = Field(
+        None,
+        description="The `/coder` verb that starts the workflow from an issue or PR comment.",
+        examples=["docs"],
+    )
     pull_request: tuple[str, ...] = Field(
-        (), description="Pull-request actions that start the workflow (e.g. opened)."
+        (),
+        description="Pull-request actions that start the workflow on the pull request.",
+        examples=[["opened", "ready_for_review"]],
     )
 
 
 class Role(_Model):
     """A custom role: one agent session with its own prompt."""
 
-    prompt: str = Field(description="Path, on the default branch, of the role's prompt file.")
-    description: str = Field("", description="One line shown in summaries.")
+    prompt: str = Field(
+        description="Path, on the default branch, of the role's prompt file.",
+        examples=[".github/coder/poet.md"],
+    )
+    description: str = Field(
+        "", description="One line shown in summaries.", examples=["Writes the release notes."]
+    )
 
 
 class Workflow(_Model):
@@ -152,18 +239,39 @@ class Workflow(_Model):
 
     on: Trigger = Field(default_factory=Trigger, description="What starts it.")
     steps: tuple[str, ...] = Field(
-        ("implementer",), description="Roles run in order, one agent session each."
+        ("implementer",),
+        description="Roles run in order, one agent session each: built-in roles or ones defined "
+        "under `roles`.",
+        examples=[["architect", "implementer"]],
     )
-    then: str | None = Field(None, description="Workflow to start when this one succeeds.")
+    then: str | None = Field(
+        None,
+        description="The workflow to start when this one succeeds; it must accept this "
+        "workflow's artifact.",
+        examples=["review"],
+    )
     produces: ArtifactKind = Field(
-        "develop", description="The artifact it ends with, which decides what it may hand on."
+        "develop",
+        description="The artifact it ends with (`research`, `design`, `develop`, `review` or "
+        "`release`), which decides what `then` may hand it to.",
+        examples=["research"],
     )
-    model: str | None = Field(None, description="Model for this workflow (default: agent's).")
+    model: str | None = Field(
+        None,
+        description="The model for this workflow's runs, before any escalation; none: the "
+        "`agent.models` choice.",
+        examples=["opus"],
+    )
     auto_split: bool = Field(
-        default=False, description="Turn the architect's split proposal into sub-issues."
+        default=False,
+        description="Turn the architect's split proposal into sub-issues of the issue.",
+        examples=[True],
     )
     title: str | None = Field(
-        None, description="Title of the issue opened for a run that starts without one."
+        None,
+        description="Title of the issue opened for a run that starts without one (a scheduled "
+        "`repository_dispatch`); none: `<name>: <date>`.",
+        examples=["Weekly dependency review"],
     )
 
 
@@ -201,21 +309,40 @@ def _default_workflows() -> dict[str, Workflow]:
 class Policies(_Model):
     """Rules checked before a pull request can merge."""
 
-    allowed_paths: tuple[str, ...] = Field(("**",), description="Globs the agent may change.")
-    forbidden_paths: tuple[str, ...] = Field(
-        (".github/workflows/**",), description="Globs the agent may never change."
+    allowed_paths: tuple[str, ...] = Field(
+        ("**",), description="Globs the agent may change.", examples=[["src/**", "tests/**"]]
     )
-    required_checks: tuple[str, ...] = Field((), description="Checks that must pass to merge.")
+    forbidden_paths: tuple[str, ...] = Field(
+        (".github/workflows/**",),
+        description="Globs the agent may never change.",
+        examples=[[".github/**", "secrets/**"]],
+    )
+    required_checks: tuple[str, ...] = Field(
+        (), description="Checks that must pass before a merge.", examples=[["test"]]
+    )
 
 
 class MergeQueue(_Model):
     """The merge queue."""
 
-    enabled: bool = Field(default=False, description="Queue pull requests labelled coder:merge.")
-    batch_size: int | Literal["auto"] = Field("auto", description="PRs tested together.")
-    method: Literal["fast-forward", "merge", "squash", "rebase"] = Field(
-        "fast-forward", description="How the tested commit lands."
+    enabled: bool = Field(
+        default=False, description="Queue pull requests labelled `coder:merge`.", examples=[True]
     )
+    batch_size: int | Literal["auto"] = Field(
+        "auto",
+        description="How many pull requests are tested together: a number, or `auto`.",
+        examples=[4],
+    )
+    method: Literal["fast-forward", "merge", "squash", "rebase"] = Field(
+        "fast-forward",
+        description="How the tested commit lands: `fast-forward`, `merge`, `squash` or `rebase`.",
+        examples=["squash"],
+    )
+
+    @field_validator("batch_size", mode="wrap")
+    @classmethod
+    def _one_batch_size_error(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        return _one_union_error(value, handler, "a number or 'auto'")
 
 
 class CoderConfig(_Model):
@@ -227,15 +354,22 @@ class CoderConfig(_Model):
     budget: Budget = Field(default_factory=Budget, description="Money limits.")
     tests: Tests = Field(default_factory=Tests, description="The repository's tests.")
     workflows: dict[str, Workflow] = Field(
-        default_factory=_default_workflows, description="Agent workflows by name."
+        default_factory=_default_workflows,
+        description="Agent workflows by name. The built-in ones are always there; an entry named "
+        "like a built-in starts from it, and other names add workflows.",
     )
     policies: Policies = Field(default_factory=Policies, description="Merge policies.")
     merge_queue: MergeQueue = Field(default_factory=MergeQueue, description="The merge queue.")
     allowed_bots: tuple[str, ...] = Field(
-        (), description="Bot logins (e.g. dependabot[bot]) allowed to start runs."
+        (),
+        description="Bot logins whose labels and commands may start runs. Other bots are "
+        "refused with a comment; people need write access, checked live every time.",
+        examples=[["renovate[bot]"]],
     )
     roles: dict[str, Role] = Field(
-        default_factory=dict, description="Custom roles by name, each with its prompt file."
+        default_factory=dict,
+        description="Custom roles by name, each with its prompt file; workflow steps may name "
+        "them.",
     )
 
     @field_validator("workflows", mode="before")
@@ -348,83 +482,161 @@ class ConfigResult:
         return self.config is not None
 
 
-Node = Annotated[Any, "a ruamel node: CommentedMap, CommentedSeq or a scalar"]
+@dataclass(frozen=True)
+class Extends:
+    """Where `_extends` points: the repository whose `.github/coder.yml` is the base."""
+
+    owner: str
+    repo: str
+
+    @property
+    def full_name(self) -> str:
+        """Return `owner/repo`."""
+        return f"{self.owner}/{self.repo}"
+
+    @property
+    def path(self) -> str:
+        """Return the name errors in the base file carry."""
+        return base_path(self.full_name)
 
 
-def parse_config(text: str | None, path: str = CONFIG_PATH) -> ConfigResult:
-    """Parse config text (None: no file) into a model, or errors naming their lines."""
-    if text is None or not text.strip():
-        return ConfigResult(CoderConfig())
-    if len(text.encode()) > MAX_CONFIG_BYTES:
-        return _fail(path, 1, 1, f"the file is larger than {MAX_CONFIG_BYTES // 1024} KB")
-    yaml = YAML(typ="rt")
+@dataclass(frozen=True)
+class BaseConfig:
+    """The base a config is merged over: the text of the file `_extends` names, or why not."""
+
+    path: str
+    text: str | None
+    unreadable: str = BASE_NOT_FOUND
+
+
+def base_path(full_name: str) -> str:
+    """Return how errors name another repository's config: `acme/.github:.github/coder.yml`."""
+    return f"{full_name}:{CONFIG_PATH}"
+
+
+def org_defaults(owner: str) -> Extends:
+    """Return the repository whose config holds the org's defaults: `<owner>/.github`."""
+    return Extends(owner, ORG_DEFAULTS_REPO)
+
+
+def extends_of(text: str | None, owner: str) -> Extends | None:
+    """Return where a config's `_extends` points (the same owner unless it names one), if valid."""
+    layer = _load(text, CONFIG_PATH)
+    if isinstance(layer, ConfigResult) or not layer.extends_given:
+        return None
+    return _extends_target(layer.extends, owner)
+
+
+def merge_values(earlier: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge config values: mappings merge key by key; lists and scalars from `later` replace."""
+    merged = dict(earlier)
+    for key, value in later.items():
+        before = merged.get(key)
+        if isinstance(before, Mapping) and isinstance(value, Mapping):
+            merged[key] = merge_values(before, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def describe(config: CoderConfig) -> str:
+    """Return the one-line verdict on a valid config: `valid; N workflows: a, b, ...`."""
+    names = list(config.workflows)
+    noun = "workflow" if len(names) == 1 else "workflows"
+    return f"valid; {len(names)} {noun}: {', '.join(names)}"
+
+
+def parse_config(
+    text: str | None, path: str = CONFIG_PATH, *, base: BaseConfig | None = None
+) -> ConfigResult:
+    """Parse config text (None: no file) over its base into a model, or errors naming lines.
+
+    Merge order: built-in defaults < `base` < this file. `base` is the file `_extends` names,
+    fetched by the caller; when there is no file at all (`text` is None) it is the org's
+    defaults. Without a `base`, an `_extends` line is checked but not followed.
+    """
+    layers: list[_Layer] = []
+    if text is not None:
+        own = _load(text, path)
+        if isinstance(own, ConfigResult):
+            return own
+        if own.extends_given and _extends_target(own.extends, "") is None:
+            return own.fail(EXTENDS_KEY, BAD_EXTENDS.format(value=own.extends))
+        if own.extends_given and base is not None and base.text is None:
+            reason = UNREADABLE_BASE.format(path=base.path, reason=base.unreadable)
+            return own.fail(EXTENDS_KEY, reason)
+        layers.append(own)
+    # A base applies where the file asks for one, or in place of a file that does not exist.
+    followed = base if text is None or (layers and layers[0].extends_given) else None
+    if followed is not None and followed.text is not None:
+        under = _load(followed.text, followed.path)
+        if isinstance(under, ConfigResult):
+            return under
+        if under.extends_given:
+            return under.fail(EXTENDS_KEY, ONE_LEVEL_ONLY)
+        layers.insert(0, under)
+    values: dict[str, Any] = {}
+    for layer in layers:
+        values = merge_values(values, layer.document.values)
     try:
-        document = yaml.load(text)
-    except MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        return _fail(path, line, column, f"invalid YAML: {error.problem or error.context}")
-    except YAMLError as error:
-        return _fail(path, 1, 1, f"invalid YAML: {error}")
-    if document is None:
-        return ConfigResult(CoderConfig())
-    if not isinstance(document, CommentedMap):
-        return _fail(path, 1, 1, "the file must be a mapping of keys (agent:, limits:, ...)")
-    try:
-        plain = _to_plain(document, budget=[MAX_CONFIG_NODES])
-    except _TooLargeError:
-        return _fail(path, 1, 1, f"the document expands to more than {MAX_CONFIG_NODES} nodes")
-    except _TaggedError as error:
-        return _fail(path, 1, 1, f"YAML tags are not allowed here (found {error.args[0]})")
-    try:
-        return ConfigResult(CoderConfig.model_validate(plain))
+        return ConfigResult(CoderConfig.model_validate(values))
     except ValidationError as error:
-        return ConfigResult(None, tuple(_located(document, path, error)))
+        return ConfigResult(None, tuple(_located(layers, error)))
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One loaded file and the name its errors carry."""
+
+    path: str
+    document: Document
+
+    @property
+    def extends_given(self) -> bool:
+        return EXTENDS_KEY in self.document.tree
+
+    @property
+    def extends(self) -> Any:
+        return self.document.tree.get(EXTENDS_KEY)
+
+    def fail(self, key: str, message: str) -> ConfigResult:
+        return _fail(self.path, *position(self.document.tree, (key,)), message)
+
+
+def _load(text: str | None, path: str) -> _Layer | ConfigResult:
+    try:
+        document = load_mapping(text, max_bytes=MAX_CONFIG_BYTES, max_nodes=MAX_CONFIG_NODES)
+    except YamlProblemError as problem:
+        return _fail(path, problem.line, problem.column, problem.message)
+    # `_extends` is about where the values come from, not one of them.
+    document.values.pop(EXTENDS_KEY, None)
+    return _Layer(path, document)
+
+
+def _extends_target(value: Any, owner: str) -> Extends | None:
+    if not isinstance(value, str) or not EXTENDS_VALUE.match(value):
+        return None
+    named_owner, _, repo = value.rpartition("/")
+    if repo in {".", ".."}:
+        return None
+    return Extends(named_owner or owner, repo)
 
 
 def _fail(path: str, line: int, column: int, message: str) -> ConfigResult:
     return ConfigResult(None, (ConfigError(path, line, column, message),))
 
 
-class _TooLargeError(Exception):
-    pass
-
-
-class _TaggedError(Exception):
-    pass
-
-
-def _explicit_tag(node: Node) -> str | None:
-    # Safe loading never builds objects from tags, but a tag in a config file is always a
-    # mistake or a probe; say so instead of silently reading the tagged value.
-    tag = getattr(getattr(node, "tag", None), "value", None)
-    return tag if isinstance(tag, str) else None
-
-
-def _to_plain(node: Node, budget: list[int]) -> Any:
-    """Copy ruamel's tree into plain containers, counting nodes (aliases count every time)."""
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise _TooLargeError
-    tag = _explicit_tag(node)
-    if tag is not None or isinstance(node, TaggedScalar):
-        raise _TaggedError(tag or "a tag")
-    if isinstance(node, CommentedMap):
-        return {str(key): _to_plain(value, budget) for key, value in node.items()}
-    if isinstance(node, CommentedSeq):
-        return [_to_plain(item, budget) for item in node]
-    return node
-
-
-def _located(document: CommentedMap, path: str, error: ValidationError) -> list[ConfigError]:
+def _located(layers: list[_Layer], error: ValidationError) -> list[ConfigError]:
+    trees = [layer.document.tree for layer in layers]
     errors = []
     for problem in error.errors():
         location = _where(problem)
-        line, column = _position(document, location)
+        layer = layers[holder(trees, location)]
+        line, column = position(layer.document.tree, location)
         message = _message(problem)
         if problem["loc"]:
             message = f"{'.'.join(str(part) for part in location)}: {message}"
-        errors.append(ConfigError(path, line, column, message))
+        errors.append(ConfigError(layer.path, line, column, message))
     return errors
 
 
@@ -441,21 +653,3 @@ def _where(problem: Any) -> tuple[Any, ...]:
         return location
     match = MESSAGE_PATH.match(_message(problem))
     return tuple(match.group(1).split(".")) if match else ()
-
-
-def _position(document: CommentedMap, location: tuple[Any, ...]) -> tuple[int, int]:
-    """Find the line and column of the deepest part of `location` that exists in the YAML."""
-    node: Any = document
-    line, column = 1, 1
-    for part in location:
-        if isinstance(node, CommentedMap) and part in node:
-            line, column = node.lc.key(part)
-            line, column = line + 1, column + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            item_line, item_column = node.lc.item(part)
-            line, column = item_line + 1, item_column + 1
-            node = node[part]
-        else:
-            break
-    return line, column

@@ -1,7 +1,9 @@
 """Reconcile: close runs whose job ended without reporting, from webhooks and a periodic pass.
 
-A run's record is its `coder/develop` check run (`external_id` = run id) on a `coder/<issue>-*`
-branch of an issue labelled `coder:running`; its job is the workflow run named `coder run <id>`.
+A run's record is its `coder/<workflow>` check run (`external_id` = run id), on a
+`coder/<issue>-*` branch of an issue labelled `coder:running`, or on the head of a pull request
+labelled `coder:running` (pull-request runs such as review); its job is the workflow run named
+`coder run <id>`.
 When the job is over and the check run is still open, the job died (killed runner, cancelled,
 timed out): the check run is completed with what happened and a link to the job, and the label
 comes off. The periodic pass catches whatever events were missed, through the ETag cache, so an
@@ -36,7 +38,6 @@ log = logging.getLogger(__name__)
 
 router = Router()
 
-WORKFLOW = "develop"
 # `run-name: coder run ${{ inputs.run_id }}` in the workflow; run ids are 12 base32 characters.
 RUN_TITLE = re.compile(r"^coder run (?P<run_id>[a-z2-7]{12})$")
 # A job that succeeded completed its own check run. A skipped job may be another workflow's
@@ -55,9 +56,11 @@ COMMIT_CHECK_RUNS_URL = (
 CHECK_RUN_URL = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
 ISSUE_LABEL_URL = "/repos/{owner}/{repo}/issues/{number}/labels/{name}"
 RUNNING_ISSUES_URL = "/repos/{owner}/{repo}/issues{?labels,state,per_page}"
+PULL_URL = "/repos/{owner}/{repo}/pulls/{number}"
 WORKFLOW_RUNS_URL = "/repos/{owner}/{repo}/actions/runs{?event,per_page}"
 INSTALLATIONS_URL = "/app/installations{?per_page}"
 SEARCH_ISSUES_URL = "/search/issues{?q,per_page}"
+SEARCH_KINDS = ("is:issue", "is:pr")
 REPO_URL = re.compile(r"/repos/(?P<repo>[^/]+/[^/]+)$")
 
 
@@ -189,7 +192,7 @@ async def close_run(gh: GitHubAPI, repo: str, run_id: str, ending: Ending) -> bo
     )
     for issue in issues:
         number = int(issue["number"])
-        open_runs = await open_check_runs(gh, repo, number)
+        open_runs = await open_check_runs(gh, repo, number, is_pull=_is_pull(issue))
         mine = [run for run in open_runs if run.get("external_id") == run_id]
         if not mine:
             continue
@@ -201,13 +204,26 @@ async def close_run(gh: GitHubAPI, repo: str, run_id: str, ending: Ending) -> bo
     return False
 
 
-async def open_check_runs(gh: GitHubAPI, repo: str, number: int) -> list[Mapping[str, Any]]:
-    """Return the not-completed `coder/develop` check runs on an issue's run branches."""
+async def open_check_runs(
+    gh: GitHubAPI, repo: str, number: int, *, is_pull: bool = False
+) -> list[Mapping[str, Any]]:
+    """Return the not-completed coder check runs of an issue's branches, or a pull's head."""
+    if is_pull:
+        owner, name = repo.split("/", 1)
+        pull = await gh.getitem(PULL_URL, {"owner": owner, "repo": name, "number": str(number)})
+        heads = [str(pull["head"]["sha"])]
+    else:
+        heads = [branch.head_sha for branch in await run_branches(gh, repo, f"coder/{number}-")]
     found = []
-    for branch in await run_branches(gh, repo, f"coder/{number}-"):
-        runs = await check_runs_on(gh, repo, branch.head_sha, WORKFLOW)
+    for sha in heads:
+        runs = await check_runs_on(gh, repo, sha)
         found += [run for run in runs if run.get("status") != "completed"]
     return found
+
+
+def _is_pull(issue: Mapping[str, Any]) -> bool:
+    # The issues API lists pull requests too, marked by a `pull_request` key.
+    return issue.get("pull_request") is not None
 
 
 async def complete_check_run(
@@ -249,18 +265,23 @@ async def reconcile_once(access: GitHubAccess, *, now: datetime | None = None) -
 async def reconcile_installation(
     gh: GitHubAPI, scope: str, now: datetime, report: PassReport
 ) -> None:
-    """Reconcile every issue labelled `coder:running` in one installation's account."""
-    query = f'label:"{labels.RUNNING}" is:issue {scope}'
+    """Reconcile every issue or pull request labelled `coder:running` in one account."""
     workflow_runs: dict[str, dict[str, Mapping[str, Any]]] = {}
-    # Read every page before changing labels, which would shift the pages under us.
-    found = [issue async for issue in gh.getiter(SEARCH_ISSUES_URL, {"q": query, "per_page": 100})]
+    found = []
+    # GitHub's issue search wants `is:issue` or `is:pr`, never both in one query
+    # (422 otherwise); pull requests carry the label while a review-like run works on them.
+    for kind in SEARCH_KINDS:
+        query = f'label:"{labels.RUNNING}" {kind} {scope}'
+        # Read every page before changing labels, which would shift the pages under us.
+        pages = gh.getiter(SEARCH_ISSUES_URL, {"q": query, "per_page": 100})
+        found += [issue async for issue in pages]
     for issue in found:
         repo = repo_of_issue(issue)
         if repo is None:
             continue
         report.issues += 1
         number = int(issue["number"])
-        open_runs = await open_check_runs(gh, repo, number)
+        open_runs = await open_check_runs(gh, repo, number, is_pull=_is_pull(issue))
         still_open = 0
         for check_run in open_runs:
             if repo not in workflow_runs:
@@ -345,23 +366,26 @@ async def run_branches(gh: GitHubAPI, repo: str, prefix: str) -> list[RunBranch]
 
 
 async def check_runs_on(
-    gh: GitHubAPI, repo: str, sha: str, workflow: str
+    gh: GitHubAPI, repo: str, sha: str, workflow: str | None = None
 ) -> list[Mapping[str, Any]]:
-    """List every check run of one workflow on a commit (ETag-cached)."""
+    """List a commit's check runs of one workflow, or of every coder workflow (ETag-cached)."""
     owner, name = repo.split("/", 1)
-    answer = await gh.getitem(
-        COMMIT_CHECK_RUNS_URL,
-        {
-            "owner": owner,
-            "repo": name,
-            "sha": sha,
-            "check_name": checks.check_name(workflow),
-            # The default, `latest`, hides all but the newest run of each name.
-            "filter": "all",
-            "per_page": 100,
-        },
-    )
-    return list(answer.get("check_runs", []))
+    query: dict[str, str | int] = {
+        "owner": owner,
+        "repo": name,
+        "sha": sha,
+        # The default, `latest`, hides all but the newest run of each name.
+        "filter": "all",
+        "per_page": 100,
+    }
+    if workflow is not None:
+        query["check_name"] = checks.check_name(workflow)
+    answer = await gh.getitem(COMMIT_CHECK_RUNS_URL, query)
+    return [
+        run
+        for run in answer.get("check_runs", [])
+        if str(run.get("name", "")).startswith(checks.CHECK_PREFIX)
+    ]
 
 
 async def remove_running_label(gh: GitHubAPI, repo: str, number: int) -> None:

@@ -1,4 +1,4 @@
-"""The app's marked comments: refusal, invalid config, workflow missing, dispatch failed. Pure.
+"""The app's marked comments: refusals, invalid config or input, dispatch trouble, summaries. Pure.
 
 Every comment starts with a hidden marker naming its kind and run, so a redelivered event finds
 the comment it already posted instead of posting it twice (DESIGN §2). Messages are factual:
@@ -23,11 +23,16 @@ REFUSAL = "refusal"
 CONFIG_INVALID = "config-invalid"
 WORKFLOW_MISSING = "workflow-missing"
 DISPATCH_FAILED = "dispatch-failed"
+INPUT_INVALID = "input-invalid"
+FORK_REFUSED = "fork-refused"
+RESEARCH_SUMMARY = "research-summary"
 RUN_KEY = "run"
 WORKFLOWS_DIR = ".github/workflows"
 TEMPLATE_PATH = "workflows-templates/coder.yml"
 APP_URL_VARIABLE = "CODER_APP_URL"
 MAX_LISTED_ERRORS = 20
+WRITE_ROLES = "write, maintain or admin"
+TRIAGE_OR_MORE = "triage, write, maintain or admin"
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,11 @@ class Reply:
     kind: str
     run_id: str
     body: str
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """Return the marker fields that find this comment again."""
+        return {RUN_KEY: self.run_id}
 
 
 def marker(kind: str, run_id: str) -> str:
@@ -48,27 +58,91 @@ def _reply(kind: str, run_id: str, lines: list[str]) -> Reply:
     return Reply(kind, run_id, "\n".join([marker(kind, run_id), *lines]))
 
 
-def refusal(*, run_id: str, sender: SenderCheck, label: str, repo: str) -> Reply:
-    """Explain why the label did not start a run."""
+def refusal(
+    *, run_id: str, sender: SenderCheck, label: str, repo: str, needs: str = WRITE_ROLES
+) -> Reply:
+    """Explain why a request (`label`: the label or command that asked) did not start a run."""
     if sender.refusal is Refusal.BOT_NOT_ALLOWED:
         reason = (
             f"@{sender.login} is a bot that is not listed in `allowed_bots` in "
-            "`.github/coder.yml`, so its labels do not start runs."
+            "`.github/coder.yml`, so its requests do not start runs."
         )
     else:
         reason = (
-            f"@{sender.login} has `{sender.role}` access to {repo}; starting a run needs write, "
-            "maintain or admin."
+            f"@{sender.login} has `{sender.role}` access to {repo}; starting this run needs "
+            f"{needs}."
         )
     return _reply(
         REFUSAL,
         run_id,
         [
-            f"coder did not start a run for `{label}`: {reason}",
+            f"coder did not start a run for {_quoted(label)}: {reason}",
             "",
-            f"Someone with write access can add `{label}` again to start one.",
+            f"Someone with {needs} access can ask again with {_quoted(label)}.",
         ],
     )
+
+
+def _quoted(trigger: str) -> str:
+    return trigger if trigger.startswith("`") else f"`{trigger}`"
+
+
+def input_invalid(*, run_id: str, workflow: str, problems: Sequence[str]) -> Reply:
+    """Name every problem with a request's `--then` or input artifact; nothing was started."""
+    listed = [f"- {_inline(problem)}" for problem in problems[:MAX_LISTED_ERRORS]]
+    if len(problems) > MAX_LISTED_ERRORS:
+        listed.append(f"- and {len(problems) - MAX_LISTED_ERRORS} more")
+    return _reply(
+        INPUT_INVALID,
+        run_id,
+        [
+            f"coder did not start `{workflow}`: the request has problems.",
+            "",
+            *listed,
+            "",
+            "Fix them and ask again. docs/workflows-as-code.md lists what each workflow accepts.",
+        ],
+    )
+
+
+def fork_refused(*, run_id: str, workflow: str) -> Reply:
+    """Explain that coder does not run on a pull request from a fork."""
+    return _reply(
+        FORK_REFUSED,
+        run_id,
+        [
+            (
+                f"coder did not start `{workflow}`: this pull request comes from a fork, and "
+                "coder never runs a fork's code where a write token or secrets are available."
+            ),
+            "",
+            "A maintainer can push the branch to this repository and ask there.",
+        ],
+    )
+
+
+def research_summary(
+    *, run_id: str, problem: str, approach: str, decisions: Sequence[tuple[str, str]], spec: str
+) -> Reply:
+    """Summarise a finished research run on its issue: problem, approach, decisions, spec."""
+    lines = [
+        f"Research run `{run_id}` finished. The spec: {spec}",
+        "",
+        "**Problem**",
+        "",
+        problem.strip(),
+        "",
+        "**Proposed approach**",
+        "",
+        approach.strip(),
+    ]
+    if decisions:
+        lines += ["", "**Decisions**", ""]
+        lines += [
+            f"- {_inline(decision)}" + (f": {_inline(why)}" if why else "")
+            for decision, why in decisions
+        ]
+    return _reply(RESEARCH_SUMMARY, run_id, lines)
 
 
 def config_invalid(
@@ -85,7 +159,7 @@ def config_invalid(
     lines = [f"coder did not start a run: `{path}` on `{branch}` is invalid.", "", *listed, ""]
     if check_run_url:
         lines.append(f"The check run shows each error at its line: {check_run_url}")
-    lines.append(f"Fix the file on `{branch}`, then add the label again.")
+    lines.append(f"Fix the file on `{branch}`, then ask again.")
     return _reply(CONFIG_INVALID, run_id, lines)
 
 
@@ -107,7 +181,7 @@ def workflow_missing(
             f"2. Set the Actions variable `{APP_URL_VARIABLE}` to this app's public URL, so the "
             "job can exchange its OIDC token for a repository token."
         ),
-        "3. Add the label again.",
+        "3. Ask again (add the label again, or repeat the command).",
     ]
     if pull_url:
         lines += ["", f"The run's pull request stays as a draft: {pull_url}"]
@@ -130,7 +204,7 @@ def dispatch_failed(
             "",
             (
                 "The workflow needs a `workflow_dispatch` trigger with the inputs of "
-                f"`{TEMPLATE_PATH}`. Fix it, then add the label again."
+                f"`{TEMPLATE_PATH}`. Fix it, then ask again."
             ),
         ],
     )

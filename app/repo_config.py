@@ -1,4 +1,7 @@
-"""Read `.github/coder.yml` from a repository's default branch (ETag-cached) and parse it."""
+"""Read `.github/coder.yml` and the base its `_extends` names (ETag-cached), and parse them.
+
+Reading is the only I/O here; merging and validating are `app.config.parse_config`'s.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,26 @@ import base64
 import binascii
 import contextlib
 import dataclasses
+import enum
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gidgethub
 
-from app.config import CONFIG_PATH, MAX_CONFIG_BYTES, ConfigError, ConfigResult, parse_config
+from app.config import (
+    BASE_NOT_FOUND,
+    CONFIG_PATH,
+    MAX_CONFIG_BYTES,
+    NOT_UTF8,
+    BaseConfig,
+    ConfigError,
+    ConfigResult,
+    Extends,
+    extends_of,
+    org_defaults,
+    parse_config,
+)
 from app.github import GitHub
 
 if TYPE_CHECKING:
@@ -20,44 +37,129 @@ if TYPE_CHECKING:
 CONTENTS_URL = "/repos/{owner}/{repo}/contents/{path}{?ref}"
 NOT_A_FILE = "is not a file"
 TOO_LARGE = f"the file is larger than {MAX_CONFIG_BYTES // 1024} KB"
-NOT_UTF8 = "the file is not UTF-8 text"
+OWN_FILE = "it is this repository's own file"
+FORBIDDEN = "coder's token may not read it (403)"
+
+
+class Source(enum.Enum):
+    """Where a repository's effective config came from."""
+
+    FILE = "file"  # its own .github/coder.yml (maybe over an `_extends` base)
+    ORG = "org"  # no file: the org's defaults in <owner>/.github
+    DEFAULTS = "defaults"  # no file anywhere: the built-in defaults
+
+
+@dataclass(frozen=True)
+class FileText:
+    """A config file as read from GitHub: its text, or why it cannot be used (neither: no file)."""
+
+    text: str | None = None
+    problem: str | None = None
+
+    @property
+    def missing(self) -> bool:
+        """Whether there is no file at all."""
+        return self.text is None and self.problem is None
+
+
+@dataclass(frozen=True)
+class FetchedConfig:
+    """A repository's config, parsed, and where it came from."""
+
+    result: ConfigResult
+    source: Source
+    base: Extends | None = None
 
 
 async def fetch_config(gh: GitHubAPI, repo_full_name: str, default_branch: str) -> ConfigResult:
-    """Fetch and parse the repository's config from its default branch; no file means defaults."""
+    """Fetch and parse the repository's config from its default branch; no file means defaults.
+
+    For a pull request, pass its base branch: never its head.
+    """
+    return (await fetch_config_at(gh, repo_full_name, default_branch)).result
+
+
+async def fetch_config_at(gh: GitHubAPI, repo_full_name: str, ref: str) -> FetchedConfig:
+    """Fetch and parse the config at `ref`, with its `_extends` base or the org's defaults."""
+    # The caller picks the ref: the default branch (a pull request's base) for every decision,
+    # never a pull request's head, so a pull request cannot change the rules it is judged by
+    # (DESIGN §4). Only the coder/config check reads a pushed commit, to report on it.
+    own = await read_config_file(gh, repo_full_name, ref)
+    if own.problem is not None:
+        return FetchedConfig(_error(CONFIG_PATH, own.problem), Source.FILE)
+    owner = repo_full_name.split("/", 1)[0]
+    if own.text is None:
+        return await _org_defaults(gh, repo_full_name, owner)
+    target = extends_of(own.text, owner)
+    if target is None:
+        return FetchedConfig(parse_config(own.text), Source.FILE)
+    if target.full_name.lower() == repo_full_name.lower():
+        base = BaseConfig(target.path, None, OWN_FILE)
+    else:
+        # Bases are read from their default branch (no ref), whichever ref `own` came from.
+        found = await read_config_file(gh, target.full_name, None)
+        base = BaseConfig(target.path, found.text, found.problem or BASE_NOT_FOUND)
+    return FetchedConfig(parse_config(own.text, base=base), Source.FILE, target)
+
+
+async def _org_defaults(gh: GitHubAPI, repo_full_name: str, owner: str) -> FetchedConfig:
+    org = org_defaults(owner)
+    if org.full_name.lower() == repo_full_name.lower():
+        return FetchedConfig(parse_config(None), Source.DEFAULTS)
+    found = await read_config_file(gh, org.full_name, None)
+    if found.missing:
+        return FetchedConfig(parse_config(None), Source.DEFAULTS)
+    if found.problem is not None:
+        return FetchedConfig(_error(org.path, found.problem), Source.ORG, org)
+    return FetchedConfig(parse_config(None, base=BaseConfig(org.path, found.text)), Source.ORG, org)
+
+
+async def read_config_file(gh: GitHubAPI, repo_full_name: str, ref: str | None) -> FileText:
+    """Read `.github/coder.yml` at `ref` (None: the default branch) through the ETag cache."""
     owner, repo = repo_full_name.split("/", 1)
-    where = {"owner": owner, "repo": repo, "path": CONFIG_PATH, "ref": default_branch}
+    where = {"owner": owner, "repo": repo, "path": CONFIG_PATH}
+    if ref is not None:
+        where["ref"] = ref
     try:
-        # Always the default branch, never a pull request's head: a pull request must not be
-        # able to change the rules it is judged by (DESIGN §4). The ETag cache makes a repeat
-        # read a free 304.
+        # The ETag cache makes a repeat read a free 304.
         with _missing_is_an_answer(gh):
             answer = await gh.getitem(CONTENTS_URL, where)
     except gidgethub.BadRequest as error:
+        # 404 is no file, no repository, or a private one the installation cannot see: GitHub
+        # answers 404 rather than reveal it. 403 is a token without `contents: read` there.
         if error.status_code == 404:
-            return parse_config(None)
+            return FileText()
+        if error.status_code == 403:
+            return FileText(problem=FORBIDDEN)
         raise
-    return config_from_contents(answer)
+    return contents_text(answer)
 
 
-def config_from_contents(answer: Any) -> ConfigResult:
-    """Parse a contents-API answer for the config file (pure)."""
+def contents_text(answer: Any) -> FileText:
+    """Return the text of a contents-API answer for the config file, or why it has none (pure)."""
     if not isinstance(answer, Mapping) or answer.get("type") != "file":
-        return _error(NOT_A_FILE)
+        return FileText(problem=NOT_A_FILE)
     # Files over 1 MB come back with `encoding: none` and no content; ours are far smaller.
     # https://docs.github.com/en/rest/repos/contents#get-repository-content
     if answer.get("encoding") != "base64" or int(answer.get("size") or 0) > MAX_CONFIG_BYTES:
-        return _error(TOO_LARGE)
+        return FileText(problem=TOO_LARGE)
     try:
         raw = base64.b64decode(str(answer.get("content") or ""))
-        text = raw.decode("utf-8")
+        return FileText(raw.decode("utf-8"))
     except (binascii.Error, ValueError):
-        return _error(NOT_UTF8)
-    return parse_config(text)
+        return FileText(problem=NOT_UTF8)
 
 
-def _error(message: str) -> ConfigResult:
-    return ConfigResult(None, (ConfigError(CONFIG_PATH, 1, 1, message),))
+def config_from_contents(answer: Any) -> ConfigResult:
+    """Parse a contents-API answer for the config file (pure; `_extends` is not followed)."""
+    found = contents_text(answer)
+    if found.problem is not None:
+        return _error(CONFIG_PATH, found.problem)
+    return parse_config(found.text or "")
+
+
+def _error(path: str, message: str) -> ConfigResult:
+    return ConfigResult(None, (ConfigError(path, 1, 1, message),))
 
 
 @contextlib.contextmanager

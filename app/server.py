@@ -16,7 +16,7 @@ import gidgethub
 from aiohttp import web
 from gidgethub.routing import Router
 
-from app import develop, installation, oidc, reconcile
+from app import chain, config_check, develop, installation, oidc, reconcile, releases, triggers
 from app.dispatch import SubjectQueue
 from app.github import GitHubAccess
 from app.retry import NO_RETRY
@@ -29,7 +29,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Every handler module's router, merged here and nowhere else.
-ROUTERS: tuple[Router, ...] = (installation.router, develop.router, reconcile.router)
+ROUTERS: tuple[Router, ...] = (
+    installation.router,
+    triggers.router,
+    chain.router,
+    releases.router,
+    reconcile.router,
+    config_check.router,
+)
 
 READY_CACHE_SECONDS = 5.0
 RECONCILE_TASK = "coder-reconcile"

@@ -32,8 +32,11 @@ MALFORMED_SIGNATURE = "X-Hub-Signature-256 is malformed"
 BAD_CONTENT_TYPE = "Content-Type must be application/json"
 BAD_JSON = "the body is not a JSON object"
 DEDUPE_MAX_DELIVERIES = 100_000
+# Events the app handles even when it caused them itself: the jobs it dispatched (how a dead job
+# is noticed), and check runs its runners complete with its token (how a `then:` chain, a split
+# and a research summary follow a finished run; docs/workflows-as-code.md).
+OWN_EVENTS_HANDLED = frozenset({"workflow_run", "workflow_job", "check_run"})
 # GitHub sends either, depending on the webhook's configured content type.
-OWN_EVENTS_HANDLED = frozenset({"workflow_run", "workflow_job"})
 JSON_CONTENT_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
 
 
@@ -160,8 +163,9 @@ class WebhookReceiver:
 
 def _ignores_own(event: Event) -> bool:
     """Whether an event the app itself caused is dropped (it would otherwise loop back)."""
-    # The sender of workflow_run / workflow_job is whoever dispatched the workflow, which for
-    # coder's runs is the app: those events are how a dead job is noticed, so they count.
+    # The sender of workflow_run / workflow_job is whoever dispatched the workflow, and of
+    # check_run.completed whoever completed it: for coder's runs that is the app, and those
+    # events are how the app learns a run ended, so they count.
     return event.event not in OWN_EVENTS_HANDLED
 
 

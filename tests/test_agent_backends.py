@@ -291,3 +291,27 @@ async def exited(pid, timeout=5.0):
     finally:
         loop.remove_reader(fd)
         os.close(fd)
+
+
+async def test_the_artifact_file_reaches_the_agent_and_claude_may_write_its_directory(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "claude-call.json"
+    fake = bin_dir / "claude"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "call = {'argv': sys.argv[1:], 'env': dict(os.environ)}\n"
+        f"open({str(record)!r}, 'w').write(json.dumps(call))\n"
+        f"sys.stdout.write(open({str(FIXTURES / 'claude-success.jsonl')!r}).read())\n"
+    )
+    fake.chmod(0o755)
+    agent_session = session(tmp_path, environ={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    step_dir = tmp_path / "scratch" / "step-1-implementer"
+    step_dir.mkdir(parents=True)
+    agent_session.artifact_file = step_dir / "artifact.json"
+    assert (await collect(ClaudeBackend(), agent_session))[-1] == Finished(0)
+    call = json.loads(record.read_text())
+    assert call["argv"][-2:] == ["--add-dir", str(step_dir)]
+    assert call["env"]["CODER_ARTIFACT_FILE"] == str(step_dir / "artifact.json")
+    assert "CODER_ARTIFACT_FILE" not in session(tmp_path).agent_env()

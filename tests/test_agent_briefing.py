@@ -9,10 +9,13 @@ import subprocess
 import pytest
 
 from actions.agent.backends import AgentSession, CommandBackend, Finished, Limits, Status
-from actions.agent.briefing_file import RoleReport, render_briefing
+from actions.agent.briefing_file import GENERIC_GUIDANCE, RoleReport, Subject, render_briefing
 from actions.agent.clock import ManualClock
+from actions.agent.role_prompts import built_in_prompt
+from actions.agent.step_artifacts import check_step_artifact
 from actions.agent.tests import run_tests
 from actions.agent.workspace import Author, Workspace
+from app.artifacts import IssueRef
 from app.briefing import Snapshot, initial_commit_message, snapshot_from_commit
 
 
@@ -193,3 +196,68 @@ async def test_hung_tests_are_stopped_at_their_timeout_or_the_run_deadline(
     assert result.run_deadline_hit is run_deadline_hit
     assert not result.passed
     assert result.exit_code == -15
+
+
+def test_a_role_gets_its_prompt_its_artifact_fields_and_what_came_before(tmp_path):
+    plan = check_step_artifact("architect", "develop", {"summary": "Use ```fences```"})
+    earlier_review = check_step_artifact("reviewer", "develop", {"verdict": "comment"})
+    input_artifact = IssueRef(repo="acme/widgets", number=3)
+    text = render_briefing(
+        role="researcher",
+        snapshot=snapshot(),
+        workspace=tmp_path / "ws",
+        tests_command="make test",
+        role_prompt=built_in_prompt("researcher"),
+        run_kind="research",
+        artifact_file=tmp_path / "step-1" / "artifact.json",
+        step_artifacts=(plan, earlier_review),
+        input_artifact=input_artifact,
+    )
+    assert "## Your role\n\nYou research how to solve the issue" in text
+    assert "which produces a research artifact" in text
+    assert "A research run does not run the repository's tests." in text
+    assert "`make test`" not in text
+    assert "Write the spec under `.coder/specs/`" in text
+    assert "(and your step artifact's file, below)." in text
+    artifact_section = text[text.index("## Your step artifact") : text.index("## The issue")]
+    assert f"`$CODER_ARTIFACT_FILE` (`{tmp_path / 'step-1' / 'artifact.json'}`)" in (
+        artifact_section
+    )
+    assert "the research fields you know (`ResearchArtifact`)" in artifact_section
+    assert "- `specPath` (required)" in artifact_section
+    assert "## The run's input artifact\n\nThis run continues from run `?`" in text
+    assert '"number": 3' in text
+    assert "### architect: plan\n\n````json\n" in text  # a fence longer than the content's
+    assert "### reviewer: review" in text
+
+
+def test_a_review_briefing_names_the_pull_request_and_how_to_see_its_diff(tmp_path):
+    text = render_briefing(
+        role="reviewer",
+        snapshot=snapshot(),
+        workspace=tmp_path,
+        tests_command="make test",
+        run_kind="review",
+        subject=Subject(pull_base="main"),
+        artifact_file=tmp_path / "artifact.json",
+    )
+    assert "on acme/widgets pull request #7." in text
+    assert "## The pull request\n" in text
+    assert "written by the pull request's author" in text
+    assert "`git diff origin/main...HEAD` shows the change" in text
+    assert "Nothing you change in the workspace is kept: a review run pushes nothing." in text
+    assert "`verdict` (required)" in text
+
+
+def test_a_role_with_nothing_to_write_is_told_to_leave_the_file_alone(tmp_path):
+    text = render_briefing(
+        role="implementer",
+        snapshot=snapshot(),
+        workspace=tmp_path,
+        tests_command=None,
+        artifact_file=tmp_path / "artifact.json",
+    )
+    assert "Your role writes no step artifact in this run: leave the file alone." in text
+    assert GENERIC_GUIDANCE in render_briefing(
+        role="auditor", snapshot=snapshot(), workspace=tmp_path, tests_command=None
+    )

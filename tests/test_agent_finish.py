@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -18,8 +19,9 @@ from actions.agent.finish import (
     render_text,
     render_title,
 )
+from actions.agent.step_artifacts import check_step_artifact
 from actions.agent.tests import TestResult
-from app.artifacts import load_develop_artifact
+from app.artifacts import ResearchArtifact, ReviewArtifact, load_develop_artifact
 from app.briefing import Progress
 
 STARTED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -119,7 +121,7 @@ def test_the_summary_says_what_changed_tests_time_model_and_cost():
     assert "| Files changed | 2 |" in summary
     assert "| Tests | passed (`make test`, 4 s) |" in summary
     assert "| Duration | 4 min 10 s |" in summary
-    assert "| Model | `sonnet` |" in summary
+    assert "\nModel: sonnet\n" in summary
     assert "| Cost | $0.42 (12,345 tokens) |" in summary
     assert "| Commit | `0123456789ab` |" in summary
     assert "| GitHub API | 6 REST, 1 GraphQL, 3 progress edits |" in summary
@@ -181,3 +183,175 @@ def test_titles_pr_status_and_job_outputs():
         "commit": "",
         "pr": "8",
     }
+
+
+def artifacts(*steps):
+    return tuple(check_step_artifact(role, kind, raw) for role, kind, raw in steps)
+
+
+RESEARCH_FIELDS = {"problemStatement": "Slow.", "proposedApproach": "Cache it."}
+SPEC_RUN = {
+    "kind": "research",
+    "tests_command": None,
+    "tests": None,
+    "changed_files": (".coder/specs/7-cache.md",),
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "conclusion", "reason"),
+    [
+        (
+            {**SPEC_RUN, "step_artifacts": artifacts(("researcher", "research", RESEARCH_FIELDS))},
+            Conclusion.SUCCESS,
+            "The spec is pushed",
+        ),
+        (
+            {**SPEC_RUN, "changed_files": ("notes.md",)},
+            Conclusion.FAILURE,
+            "The run wrote no spec under .coder/specs/.",
+        ),
+        (
+            {**SPEC_RUN, "step_artifacts": ()},
+            Conclusion.FAILURE,
+            (
+                "The research artifact is not complete: problemStatement: Field required; "
+                "proposedApproach: Field required."
+            ),
+        ),
+        (
+            {
+                **SPEC_RUN,
+                "step_artifacts": artifacts(
+                    ("researcher", "research", {**RESEARCH_FIELDS, "specPath": "docs/x.md"})
+                ),
+            },
+            Conclusion.FAILURE,
+            "specPath: docs/x.md is not under .coder/specs/",
+        ),
+        (
+            {
+                "kind": "design",
+                "tests": None,
+                "changed_files": (".coder/specs/7-ui/README.md",),
+            },
+            Conclusion.SUCCESS,
+            "The spec is pushed",
+        ),
+        (
+            {
+                "kind": "review",
+                "on_pull": True,
+                "changed_files": (),
+                "commit_sha": None,
+                "tests": None,
+                "step_artifacts": artifacts(
+                    ("reviewer", "review", {"verdict": "approve", "summary": "Good."})
+                ),
+            },
+            Conclusion.SUCCESS,
+            "The reviewer's verdict: approve.",
+        ),
+        (
+            {"kind": "review", "on_pull": True, "changed_files": (), "tests": None},
+            Conclusion.FAILURE,
+            "verdict: Field required",
+        ),
+        (
+            {"kind": "release", "step_artifacts": ()},
+            Conclusion.FAILURE,
+            "The release artifact is not complete: version: Field required",
+        ),
+        (
+            {
+                "kind": "release",
+                "step_artifacts": artifacts(
+                    ("release", "release", {"version": "2.0.0", "tag": "v2.0.0", "changelog": "-"})
+                ),
+            },
+            Conclusion.SUCCESS,
+            "The tests passed.",
+        ),
+        (
+            {"artifact_error": "The architect's step artifact ($CODER_ARTIFACT_FILE) is invalid"},
+            Conclusion.FAILURE,
+            "architect's step artifact",
+        ),
+    ],
+)
+def test_conclusions_by_kind(overrides, conclusion, reason):
+    got, why = conclude(result(**overrides))
+    assert got is conclusion
+    assert reason in why
+
+
+def test_the_artifact_of_each_kind_carries_what_the_agents_wrote():
+    research = result(
+        **SPEC_RUN, step_artifacts=artifacts(("researcher", "research", RESEARCH_FIELDS))
+    )
+    artifact = build_artifact(Conclusion.SUCCESS, research)
+    assert isinstance(artifact, ResearchArtifact)
+    assert artifact.specPath == ".coder/specs/7-cache.md"  # the runner's default
+    assert (artifact.branchName, artifact.commitSha) == (research.branch, research.commit_sha)
+    review = result(
+        kind="review",
+        on_pull=True,
+        pull_number=8,
+        step_artifacts=artifacts(("reviewer", "review", {"verdict": "comment", "summary": "Hm."})),
+    )
+    artifact = build_artifact(Conclusion.SUCCESS, review)
+    assert isinstance(artifact, ReviewArtifact)
+    assert (artifact.pull.number, artifact.issue, artifact.verdict) == (8, None, "comment")
+    assert build_artifact(Conclusion.FAILURE, result(kind="review")) is None
+    assert (
+        render_text(None, ("verdict: Field required",)) == "No artifact: verdict: Field required."
+    )
+
+
+def test_the_plan_and_its_split_proposal_show_in_the_summary_and_the_artifact():
+    plan = {
+        "summary": "Split the parser.",
+        "files": ["src/parse.py"],
+        "steps": ["Extract the lexer"],
+        "split": [{"title": "Lexer", "body": "Move tokens.\nMore."}, {"title": "Parser"}],
+    }
+    run = result(
+        step_artifacts=artifacts(("architect", "develop", plan)),
+        model="opus",
+        model_reason="label documentation",
+    )
+    summary = render_summary(Conclusion.SUCCESS, "The tests passed.", run)
+    assert "\nModel: opus — label documentation\n" in summary
+    assert "Proposed split: 2 sub-issues" in summary
+    assert "- **Lexer** — Move tokens.\n- **Parser**" in summary
+    assert "Say `/coder split` to open these as sub-issues." in summary
+    assert "1. Extract the lexer" in summary
+    auto = render_summary(Conclusion.SUCCESS, "ok", replace(run, auto_split=True))
+    assert "auto_split is on" in auto
+    artifact = build_artifact(Conclusion.SUCCESS, run)
+    assert artifact.plan.split[0].title == "Lexer"
+
+
+def test_spec_runs_stay_drafts_and_reviews_have_their_own_titles():
+    assert pull_status(Conclusion.SUCCESS, "The spec is pushed.", "research") == (
+        "The spec is pushed. It stays a draft: it holds a spec, not code."
+    )
+    assert pull_status(Conclusion.SUCCESS, "ok.", "release").endswith("Ready for review.")
+    review = result(
+        kind="review",
+        step_artifacts=artifacts(
+            (
+                "reviewer",
+                "review",
+                {
+                    "verdict": "request_changes",
+                    "summary": "Breaks callers.",
+                    "comments": [{"path": "a.py", "line": 3, "body": "Keep `old()`."}],
+                },
+            )
+        ),
+    )
+    assert render_title(Conclusion.SUCCESS, review) == "Review: changes requested"
+    summary = render_summary(Conclusion.SUCCESS, "verdict", review)
+    assert "> Breaks callers." in summary
+    assert "- `a.py:3` Keep 'old()'." in summary

@@ -155,3 +155,21 @@ async def test_the_reporter_renders_the_checklist_on_the_check_run_and_the_pr_bo
     assert "**Status:** Still a draft: the tests failed." in final_body
     assert "- [x] architect" in final_body
     assert reporter.edits == len(bodies.published) + 1
+
+
+async def test_a_review_reports_on_its_check_run_only_and_lists_no_push():
+    clock = ManualClock(start=0.0)
+    check_runs = Recorder(clock)
+    reporter = ProgressReporter(
+        snapshot(),
+        ("reviewer",),
+        publish_check_run=check_runs,
+        publish_pull_body=None,
+        clock=clock,
+        after_roles=(),
+    )
+    reporter.step("reviewer", StepState.RUNNING)
+    await check_runs.wait_for(1)
+    assert [step.name for step in reporter.progress.steps] == ["reviewer"]
+    await reporter.finish("done")
+    assert reporter.edits == 1

@@ -83,15 +83,20 @@ class Setup:
         assert status == 200, answer
         return answer
 
-    async def run(self, title="Add a hello file", body="Please add hello.txt."):
+    async def app(self):
         token = await installation_token(self.admin, self.devhub, self.org.installation_id)
-        app = self.admin.rest(token)
+        return self.admin.rest(token)
+
+    async def run(
+        self, title="Add a hello file", body="Please add hello.txt.", workflow="develop", **taken
+    ):
+        app = await self.app()
         status, _, issue = await self.owner.post(
             f"/repos/{REPO}/issues", {"title": title, "body": body}
         )
         assert status == 201, issue
         number = issue["number"]
-        identifier = run_id(REPO, "develop", number, f"delivery-{number}")
+        identifier = run_id(REPO, workflow, number, f"delivery-{number}")
         snapshot = Snapshot.taken(
             repo=REPO,
             issue_number=number,
@@ -99,8 +104,8 @@ class Setup:
             body=body,
             labeled_by="alice",
             run_id=identifier,
-            workflow="develop",
-            model="sonnet",
+            workflow=workflow,
+            **{"model": "sonnet", **taken},
         )
         main = await self.get(f"/repos/{REPO}/branches/main")
         bot = {"name": "coder-test[bot]", "email": "coder-test[bot]@users.noreply.devhub.test"}
@@ -134,7 +139,7 @@ class Setup:
         status, _, check_run = await app.post(
             f"/repos/{REPO}/check-runs",
             {
-                "name": "coder/develop",
+                "name": f"coder/{workflow}",
                 "head_sha": commit["sha"],
                 "external_id": identifier,
                 "status": "queued",
@@ -217,13 +222,17 @@ class Run:
         return dict(line.split("=", 1) for line in self.output.read_text().splitlines())
 
 
-@pytest.fixture
-async def setup(devhub, admin, org, tmp_path):
+async def make_setup(devhub, admin, org, tmp_path):
     status, _, _label = await admin.rest(org.owner.token).post(
         f"/repos/{REPO}/labels", {"name": "coder:running", "color": "fbca04"}
     )
     assert status == 201
     return Setup(devhub, admin, org, tmp_path)
+
+
+@pytest.fixture
+async def setup(devhub, admin, org, tmp_path):
+    return await make_setup(devhub, admin, org, tmp_path)
 
 
 async def test_a_run_that_works_ends_green_on_the_pushed_commit(setup):

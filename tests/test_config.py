@@ -1,16 +1,24 @@
-"""`.github/coder.yml` parsing: defaults, errors with lines, bombs."""
+"""`.github/coder.yml` parsing: defaults, errors with lines, bombs, `_extends` and org defaults."""
 
 from __future__ import annotations
 
 import pytest
 
 from app.config import (
+    BASE_NOT_FOUND,
     CONFIG_PATH,
     DEVELOP_LABEL,
     MAX_CONFIG_BYTES,
+    ONE_LEVEL_ONLY,
+    BaseConfig,
     CoderConfig,
+    Extends,
     Workflow,
     _then_cycle,
+    describe,
+    extends_of,
+    merge_values,
+    org_defaults,
     parse_config,
 )
 
@@ -199,3 +207,191 @@ def test_huge_documents_are_refused():
 def test_yaml_tags_cannot_build_objects():
     result = parse_config("agent: !!python/object:os.system {}\n")
     assert not result.ok
+
+
+def test_every_error_type_names_its_line():
+    cases = {
+        "agent:\n  backend: gpt\n": (2, "agent.backend: Input should be"),
+        "limits:\n  per_repo: two\n": (2, "limits.per_repo: Input should be a valid integer"),
+        "tests:\n  command: [make, test]\n": (2, "tests.command: Input should be a valid string"),
+        "workflows:\n  docs:\n    stepz: []\n": (3, "workflows.docs.stepz: unknown key"),
+        "roles:\n  poet: {description: x}\n": (2, "roles.poet.prompt: Field required"),
+        "merge_queue:\n  batch_size: some\n": (
+            2,
+            "merge_queue.batch_size: expected a number or 'auto', not 'some'",
+        ),
+        "runner:\n  runs-on: {x: 1}\n": (2, "runner.runs-on: expected a runner label or a list"),
+        "agent: [claude]\n": (1, "agent: Input should be a valid dictionary"),
+        "\n\nagent: {backend: claude\n": (4, "invalid YAML:"),
+    }
+    for text, (line, message) in cases.items():
+        errors = parse_config(text).errors
+        assert errors, text
+        assert (errors[0].line, errors[0].message[: len(message)]) == (line, message), text
+
+
+def test_every_error_is_reported_not_just_the_first():
+    result = parse_config("limits:\n  per_repo: 0\n  run_minutes: 0\nagent:\n  backend: gpt\n")
+    assert [(error.line, error.message.split(":")[0]) for error in result.errors] == [
+        (5, "agent.backend"),
+        (2, "limits.per_repo"),
+        (3, "limits.run_minutes"),
+    ]
+
+
+def test_describe_names_the_workflows():
+    config = parse_config("workflows:\n  docs: {on: {label: 'coder:docs'}}\n").config
+    assert (
+        describe(config) == "valid; 6 workflows: research, design, develop, review, release, docs"
+    )
+
+
+# `_extends` and org defaults: built-in defaults < base file < repository file.
+
+BASE_PATH = "acme/.github:.github/coder.yml"
+ORG_BASE = """\
+agent: {backend: claude, models: {default: sonnet, labels: {documentation: haiku}}}
+policies: {forbidden_paths: [".github/**"]}
+workflows:
+  develop: {then: review}
+"""
+
+
+def base(text, path=BASE_PATH):
+    return BaseConfig(path, text)
+
+
+def test_extends_names_a_repository_of_the_same_owner_or_another():
+    assert extends_of("_extends: .github\n", "acme") == Extends("acme", ".github")
+    assert extends_of("_extends: other/.github\n", "acme") == Extends("other", ".github")
+    assert extends_of("_extends: .github\n", "acme").path == BASE_PATH
+    assert extends_of("agent: {backend: claude}\n", "acme") is None
+    assert extends_of("_extends: [a]\n", "acme") is None
+    assert extends_of("_extends: a/b/c\n", "acme") is None
+    assert extends_of("- not a mapping\n", "acme") is None
+    assert org_defaults("acme") == Extends("acme", ".github")
+
+
+def test_the_repository_file_merges_over_its_base():
+    text = (
+        "_extends: .github\n"
+        "agent: {models: {default: opus}}\n"
+        'policies: {forbidden_paths: ["migrations/**"]}\n'
+    )
+    config = parse_config(text, base=base(ORG_BASE)).config
+    # Mappings merge key by key...
+    assert config.agent.models.default == "opus"
+    assert config.agent.models.labels == {"documentation": "haiku"}
+    # ...lists and scalars from the later file replace.
+    assert config.policies.forbidden_paths == ("migrations/**",)
+    # A workflow named in the base merges over the built-in one of that name.
+    develop = config.workflows["develop"]
+    assert (develop.then, develop.steps) == ("review", ("architect", "implementer", "tester"))
+
+
+def test_a_workflow_merges_across_base_and_file():
+    text = "_extends: .github\nworkflows:\n  develop: {steps: [implementer]}\n"
+    develop = parse_config(text, base=base(ORG_BASE)).config.workflows["develop"]
+    assert (develop.then, develop.steps, develop.on.label) == (
+        "review",
+        ("implementer",),
+        "coder:develop",
+    )
+
+
+def test_merge_values_replaces_lists_and_scalars():
+    earlier = {"a": {"b": 1, "c": [1, 2]}, "d": "x", "e": {"f": 1}}
+    later = {"a": {"c": [3]}, "d": {"now": "a mapping"}, "e": None}
+    assert merge_values(earlier, later) == {
+        "a": {"b": 1, "c": [3]},
+        "d": {"now": "a mapping"},
+        "e": None,
+    }
+    assert earlier["a"] == {"b": 1, "c": [1, 2]}
+
+
+def test_without_a_base_extends_is_checked_but_not_followed():
+    result = parse_config("_extends: .github\nlimits: {per_repo: 4}\n")
+    assert result.config.limits.per_repo == 4
+    (error,) = parse_config("agent: {backend: claude}\n_extends: [acme, .github]\n").errors
+    assert (error.path, error.line, error.column) == (CONFIG_PATH, 2, 1)
+    assert error.message.startswith("_extends: expected a repository such as .github")
+
+
+def test_a_missing_base_is_an_error_at_the_extends_line():
+    missing = BaseConfig(BASE_PATH, None)
+    (error,) = parse_config("limits: {per_repo: 4}\n_extends: .github\n", base=missing).errors
+    assert (error.path, error.line, error.column) == (CONFIG_PATH, 2, 1)
+    assert error.message == f"_extends: cannot read {BASE_PATH}: {BASE_NOT_FOUND}"
+
+
+def test_errors_in_the_base_name_the_base_file():
+    org = "agent:\n  backend: claude\nworkflows:\n  develop:\n    stepz: []\n"
+    (error,) = parse_config("_extends: .github\n", base=base(org)).errors
+    assert str(error) == f"{BASE_PATH}:5:5: workflows.develop.stepz: unknown key"
+    (error,) = parse_config("_extends: .github\n", base=base("limits: [1]\n")).errors
+    assert (error.path, error.line) == (BASE_PATH, 1)
+    (error,) = parse_config("_extends: .github\n", base=base("a: b: c\n")).errors
+    assert error.path == BASE_PATH
+    assert error.message.startswith("invalid YAML")
+
+
+def test_an_error_points_at_the_file_whose_value_is_used():
+    org = "limits:\n  per_repo: 0\n  run_minutes: 0\n"
+    result = parse_config("_extends: .github\nlimits:\n  per_repo: 1\n", base=base(org))
+    # per_repo is the file's (valid); run_minutes comes from the base, so the base is named.
+    (error,) = result.errors
+    assert str(error).startswith(f"{BASE_PATH}:3:3: limits.run_minutes")
+    result = parse_config("_extends: .github\nlimits:\n  per_repo: 0\n", base=base(org))
+    assert [(error.path, error.line) for error in result.errors] == [
+        (CONFIG_PATH, 3),
+        (BASE_PATH, 3),
+    ]
+
+
+def test_a_rule_across_files_is_reported_where_the_value_is():
+    org = "workflows:\n  docs:\n    steps: [poet]\n"
+    (error,) = parse_config("_extends: .github\n", base=base(org)).errors
+    assert (error.path, error.line) == (BASE_PATH, 3)
+    assert "unknown role 'poet'" in error.message
+    # Defining the role in the repository's file satisfies the base's workflow.
+    text = "_extends: .github\nroles:\n  poet: {prompt: .github/poet.md}\n"
+    assert parse_config(text, base=base(org)).ok
+
+
+def test_extends_is_one_level_only():
+    org = "agent: {backend: claude}\n_extends: other/.github\n"
+    (error,) = parse_config("_extends: .github\n", base=base(org)).errors
+    assert (error.path, error.line, error.column) == (BASE_PATH, 2, 1)
+    assert error.message == ONE_LEVEL_ONLY
+
+
+def test_with_no_file_the_org_defaults_apply():
+    result = parse_config(None, base=base(ORG_BASE))
+    assert result.config.agent.models.labels == {"documentation": "haiku"}
+    assert parse_config(None, base=BaseConfig(BASE_PATH, None)).config == CoderConfig()
+    (error,) = parse_config(None, base=base("limits:\n  per_repo: 0\n")).errors
+    assert (error.path, error.line) == (BASE_PATH, 2)
+    (error,) = parse_config(None, base=base("_extends: other/.github\n")).errors
+    assert error.message == ONE_LEVEL_ONLY
+
+
+def test_a_file_without_extends_ignores_a_base():
+    assert parse_config("limits: {per_repo: 4}\n", base=base("limits: {per_repo: 0}\n")).ok
+    # An empty file is a file: it does not fall back to the org's defaults.
+    assert parse_config("", base=base("limits: {per_repo: 0}\n")).config == CoderConfig()
+
+
+def test_bombs_in_a_base_are_refused_too():
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    (error,) = parse_config("_extends: .github\n", base=base("\n".join(lines))).errors
+    assert error.path == BASE_PATH
+    assert "expands to more than" in error.message
+    (error,) = parse_config(
+        "_extends: .github\n", base=base("a: !!python/name:os.system x\n")
+    ).errors
+    assert (error.path, error.message) == (
+        BASE_PATH,
+        "YAML tags are not allowed here (found tag:yaml.org,2002:python/name:os.system)",
+    )

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
+import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from actions.agent.backends import AgentSession, Cost, Finished, Output, Status, StopReason, Stuck
-from actions.agent.briefing_file import RoleReport, render_briefing
+from actions.agent.briefing_file import RoleReport, Subject, render_briefing
+from actions.agent.step_artifacts import StepArtifact, StepArtifactError, read_step_artifact
 from app.briefing import StepState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
+
+    from pydantic import BaseModel
 
     from actions.agent.backends import Backend, Limits
     from actions.agent.clock import Clock
@@ -22,6 +27,9 @@ if TYPE_CHECKING:
     from app.config import CoderConfig
 
 log = logging.getLogger("coder-agent")
+
+ARTIFACT_FILE = "artifact.json"
+UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 @dataclass
@@ -35,12 +43,19 @@ class AgentOutcome:
     cost_usd: float = 0.0
     tokens: int | None = None
     reports: list[RoleReport] = field(default_factory=list)
+    artifacts: list[StepArtifact] = field(default_factory=list)
+    artifact_error: str | None = None  # a step artifact was malformed
 
     @property
     def go_on(self) -> bool:
         """Tell whether the next role (and then the tests) should run."""
         finished_ok = self.finished is None or self.finished.ok
-        return finished_ok and self.stuck_question is None and not self.over_budget
+        return (
+            finished_ok
+            and self.stuck_question is None
+            and not self.over_budget
+            and self.artifact_error is None
+        )
 
     @property
     def statuses(self) -> list[str]:
@@ -53,6 +68,8 @@ class AgentOutcome:
             return "stuck"
         if self.over_budget:
             return "over budget"
+        if self.artifact_error is not None:
+            return "invalid step artifact"
         finished = self.finished
         if finished is None:
             return ""
@@ -76,6 +93,10 @@ class AgentLoop:
     limits: Limits
     environ: Mapping[str, str]
     redact: Callable[[str], str]
+    run_kind: str = "develop"
+    role_prompts: Mapping[str, str] = field(default_factory=dict)
+    subject: Subject = field(default_factory=Subject)
+    input_artifact: BaseModel | None = None
 
     async def run(self, roles: tuple[str, ...]) -> AgentOutcome:
         """Run each role in turn; stop at the first that does not finish well."""
@@ -83,20 +104,24 @@ class AgentLoop:
         self.workspace.seal()
         for index, role in enumerate(roles):
             self.reporter.step(role, StepState.RUNNING)
+            artifact_file = self._fresh_artifact_file(role, index + 1)
             session = AgentSession(
                 role=role,
                 model=self.snapshot.model,
                 run_id=self.snapshot.run_id,
                 workspace=self.workspace.path,
-                briefing_file=self._write_briefing(role, outcome, index + 1),
+                briefing_file=self._write_briefing(role, outcome, index + 1, artifact_file),
                 clock=self.clock,
                 limits=self.limits,
                 runner_environ=self.environ,
+                artifact_file=artifact_file,
             )
             try:
                 outcome.reports.append(await self._session(session, outcome))
             finally:
                 self.workspace.unseal()
+            if outcome.go_on:
+                self._take_artifact(role, artifact_file, outcome)
             if not outcome.go_on:
                 self.reporter.step(role, StepState.FAILED, outcome.note())
                 for skipped in roles[index + 1 :]:
@@ -105,7 +130,30 @@ class AgentLoop:
             self.reporter.step(role, StepState.DONE)
         return outcome
 
-    def _write_briefing(self, role: str, outcome: AgentOutcome, number: int) -> Path:
+    def _fresh_artifact_file(self, role: str, number: int) -> Path:
+        # One directory per session, outside the workspace, so nothing of the step artifact is
+        # committed and no session finds another's file (a claude session is given this one
+        # directory, nothing else outside the workspace).
+        directory = self.scratch / f"step-{number}-{_safe(role)}"
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        return directory / ARTIFACT_FILE
+
+    def _take_artifact(self, role: str, path: Path, outcome: AgentOutcome) -> None:
+        try:
+            artifact = read_step_artifact(path, role, self.run_kind)
+        except StepArtifactError as error:
+            outcome.artifact_error = self.redact(str(error))
+            log.warning("[%s] %s", role, outcome.artifact_error)
+            return
+        if artifact is not None:
+            outcome.artifacts.append(artifact)
+            log.info("[%s] left a %s step artifact", role, artifact.kind)
+
+    def _write_briefing(
+        self, role: str, outcome: AgentOutcome, number: int, artifact_file: Path
+    ) -> Path:
         text = render_briefing(
             role=role,
             snapshot=self.snapshot,
@@ -113,8 +161,14 @@ class AgentLoop:
             tests_command=self.config.tests.command,
             instructions=self.instructions,
             earlier=tuple(outcome.reports),
+            role_prompt=self.role_prompts.get(role),
+            run_kind=self.run_kind,
+            subject=self.subject,
+            artifact_file=artifact_file,
+            step_artifacts=tuple(outcome.artifacts),
+            input_artifact=self.input_artifact,
         )
-        path = self.scratch / f"briefing-{number}-{role}.md"
+        path = self.scratch / f"briefing-{number}-{_safe(role)}.md"
         path.write_text(text, encoding="utf-8")
         return path
 
@@ -163,3 +217,8 @@ def _why(event: Finished) -> str:
     parts = [f"stopped: {event.stopped}"] if event.stopped else []
     parts += [event.error] if event.error else []
     return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _safe(name: str) -> str:
+    # Role names come from config keys; only a plain word goes into a file name.
+    return UNSAFE_IN_NAME.sub("-", name).strip("-") or "role"

@@ -14,11 +14,19 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
 from actions.agent.backends.base import StopReason
-from app.artifacts import DevelopArtifact, IssueRef, render_artifact_block
+from actions.agent.kind_summary import kind_sections, model_line, success_title
+from actions.agent.kinds import SPEC_DIR, assemble, rules_for, spec_files
+from actions.agent.step_artifacts import fields_of, plan_of
+from app.artifacts import IssueRef, PullRef, render_artifact_block
 from app.briefing import render_checklist
 
 if TYPE_CHECKING:
+    from typing import Any
+
+    from pydantic import BaseModel
+
     from actions.agent.backends.base import Finished
+    from actions.agent.step_artifacts import StepArtifact
     from actions.agent.tests import TestResult
     from app.briefing import Progress
 
@@ -87,6 +95,24 @@ class RunResult:
     rest_calls: int = 0
     graphql_calls: int = 0
     progress_edits: int = 0
+    kind: str = "develop"  # the workflow's `produces`
+    on_pull: bool = False  # the run works on a pull request (a review), not an issue
+    pull_number: int | None = None
+    model_reason: str = ""
+    step_artifacts: tuple[StepArtifact, ...] = ()
+    artifact_error: str | None = None  # a step artifact was malformed
+    auto_split: bool = False
+
+    @property
+    def agent_fields(self) -> dict[str, Any]:
+        """Return the fields the agents wrote for the run's artifact, with the runner's defaults."""
+        fields = fields_of(self.step_artifacts, self.kind)
+        specs = spec_files(self.changed_files)
+        if self.kind == "research" and specs:
+            fields.setdefault("specPath", specs[0])
+        if self.kind == "design" and specs:
+            fields.setdefault("specDir", specs[0].rpartition("/")[0] + "/")
+        return fields
 
 
 def conclude(result: RunResult) -> tuple[Conclusion, str]:
@@ -113,8 +139,23 @@ def conclude(result: RunResult) -> tuple[Conclusion, str]:
     if agent is not None and not agent.ok:
         why = agent.error or f"exit code {agent.exit_code}"
         return Conclusion.FAILURE, f"The {result.agent_role} agent failed ({why})."
-    if not result.changed_files or result.commit_sha is None:
+    if result.artifact_error is not None:
+        return Conclusion.FAILURE, result.artifact_error
+    rules = rules_for(result.kind)
+    if rules.pushes and (not result.changed_files or result.commit_sha is None):
         return Conclusion.FAILURE, "The agent changed nothing."
+    if rules.needs_spec and not spec_files(result.changed_files):
+        return Conclusion.FAILURE, f"The run wrote no spec under {SPEC_DIR}."
+    problems = artifact_problems(result)
+    if problems:
+        return (
+            Conclusion.FAILURE,
+            f"The {result.kind} artifact is not complete: {'; '.join(problems)}.",
+        )
+    if result.kind == "review":
+        return Conclusion.SUCCESS, f"The reviewer's verdict: {result.agent_fields['verdict']}."
+    if not rules.runs_tests:
+        return Conclusion.SUCCESS, "The spec is pushed; this kind of run needs no tests."
     if result.tests_command is None:
         return Conclusion.NEUTRAL, "Pushed; the repository configures no tests (tests.command)."
     if result.tests is None:
@@ -129,6 +170,8 @@ def conclude(result: RunResult) -> tuple[Conclusion, str]:
 def render_title(conclusion: Conclusion, result: RunResult) -> str:
     """Return the check run's output title."""
     files = f"{len(result.changed_files)} file{'s' if len(result.changed_files) != 1 else ''}"
+    if conclusion is Conclusion.SUCCESS and result.kind != "develop":
+        return success_title(result.kind, result.agent_fields, files)
     return {
         Conclusion.SUCCESS: f"Tests passed; {files} changed",
         Conclusion.NEUTRAL: f"{files} changed; no tests configured",
@@ -143,13 +186,14 @@ def render_summary(conclusion: Conclusion, reason: str, result: RunResult) -> st
     lines = [
         f"**{reason}**",
         "",
+        model_line(result.model, result.model_reason),
+        "",
         "| | |",
         "|---|---|",
         f"| Conclusion | `{conclusion}` |",
         f"| Files changed | {len(result.changed_files)} |",
         f"| Tests | {_tests_cell(result)} |",
         f"| Duration | {_duration(result.seconds)} |",
-        f"| Model | `{result.model}` |",
         f"| Cost | {_cost(result)} |",
         f"| Commit | {f'`{result.commit_sha[:12]}`' if result.commit_sha else 'none pushed'} |",
         (
@@ -166,39 +210,83 @@ def render_summary(conclusion: Conclusion, reason: str, result: RunResult) -> st
             lines.append(f"- … and {len(result.changed_files) - MAX_FILES_LISTED} more")
     if result.tests is not None and not result.tests.passed and result.tests.tail:
         lines += ["", "### Test output (last lines)", "", _fenced(result.tests.tail)]
+    lines += kind_sections(
+        kind=result.kind,
+        succeeded=conclusion is Conclusion.SUCCESS,
+        fields=result.agent_fields,
+        plan=plan_of(result.step_artifacts),
+        auto_split=result.auto_split,
+    )
     lines += ["", "### Progress", "", render_checklist(result.progress)]
     return _cap("\n".join(lines))
 
 
-def build_artifact(conclusion: Conclusion, result: RunResult) -> DevelopArtifact:
-    """Return the run's typed artifact."""
-    return DevelopArtifact(
-        runId=result.run_id,
-        repo=result.repository,
-        createdAt=result.started_at,
-        completedAt=result.completed_at,
-        issue=IssueRef(repo=result.repository, number=result.issue),
-        prUrl=result.pull_url,
-        branchName=result.branch,
-        commitSha=result.commit_sha,
-        testsPass=None if result.tests is None else result.tests.passed,
-        filesChanged=result.changed_files,
-        model=result.model,
-        costUsd=round(result.cost_usd, 6),
-        durationSeconds=round(result.seconds, 3),
-        conclusion=ARTIFACT_CONCLUSION[conclusion],
+def build_artifact(conclusion: Conclusion, result: RunResult) -> BaseModel | None:
+    """Return the run's typed artifact, or None when the agents left it incomplete."""
+    artifact, _problems = assemble(
+        result.kind, _runner_fields(conclusion, result), result.agent_fields
     )
+    return artifact
 
 
-def render_text(artifact: DevelopArtifact) -> str:
-    """Return the check run's `output.text`: the artifact block."""
+def artifact_problems(result: RunResult) -> tuple[str, ...]:
+    """Name what keeps the run's artifact from being complete (fields, spec locations)."""
+    _artifact, problems = assemble(
+        result.kind, _runner_fields(Conclusion.SUCCESS, result), result.agent_fields
+    )
+    fields = result.agent_fields
+    spec_path, spec_dir = fields.get("specPath"), fields.get("specDir")
+    if result.kind == "research" and isinstance(spec_path, str):
+        if not spec_path.startswith(SPEC_DIR):
+            problems += (f"specPath: {spec_path} is not under {SPEC_DIR}",)
+        elif spec_path not in result.changed_files:
+            problems += (f"specPath: {spec_path} is not a file this run wrote",)
+    in_specs = isinstance(spec_dir, str) and f"{spec_dir.rstrip('/')}/".startswith(SPEC_DIR)
+    if result.kind == "design" and isinstance(spec_dir, str) and not in_specs:
+        problems += (f"specDir: {spec_dir} is not under {SPEC_DIR}",)
+    return problems
+
+
+def _runner_fields(conclusion: Conclusion, result: RunResult) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "runId": result.run_id,
+        "repo": result.repository,
+        "createdAt": result.started_at,
+        "completedAt": result.completed_at,
+        "issue": None if result.on_pull else IssueRef(repo=result.repository, number=result.issue),
+        "model": result.model,
+        "costUsd": round(result.cost_usd, 6),
+        "durationSeconds": round(result.seconds, 3),
+        "conclusion": ARTIFACT_CONCLUSION[conclusion],
+    }
+    if result.kind == "review":
+        number = result.pull_number or result.issue
+        return {**fields, "pull": PullRef(repo=result.repository, number=number)}
+    fields |= {"branchName": result.branch, "commitSha": result.commit_sha}
+    if result.kind in {"develop", "release"}:
+        fields["prUrl"] = result.pull_url
+    if result.kind == "develop":
+        fields |= {
+            "testsPass": None if result.tests is None else result.tests.passed,
+            "filesChanged": result.changed_files,
+            "plan": plan_of(result.step_artifacts),
+        }
+    return fields
+
+
+def render_text(artifact: BaseModel | None, problems: tuple[str, ...] = ()) -> str:
+    """Return the check run's `output.text`: the artifact block, or why there is none."""
+    if artifact is None:
+        return "No artifact: " + ("; ".join(problems) or "the run did not produce one") + "."
     return render_artifact_block(artifact)
 
 
-def pull_status(conclusion: Conclusion, reason: str) -> str:
+def pull_status(conclusion: Conclusion, reason: str, kind: str = "develop") -> str:
     """Return the PR body's status line for a finished run."""
-    if conclusion is Conclusion.SUCCESS:
+    if conclusion is Conclusion.SUCCESS and rules_for(kind).ready_on_success:
         return f"{reason} Ready for review."
+    if conclusion is Conclusion.SUCCESS:
+        return f"{reason} It stays a draft: it holds a spec, not code."
     return f"Still a draft: {reason}"
 
 
@@ -209,6 +297,8 @@ def job_outputs(conclusion: Conclusion, commit_sha: str | None, pull: int) -> di
 
 def _tests_cell(result: RunResult) -> str:
     tests = result.tests
+    if not rules_for(result.kind).runs_tests:
+        return f"not part of a {result.kind} run"
     if result.tests_command is None:
         return "not configured"
     if tests is None:

@@ -140,6 +140,31 @@ async def get_pull(gh: GitHub, repository: str, number: int) -> PullRequest:
     )
 
 
+@dataclass(frozen=True)
+class CheckRun:
+    """The parts of a check run the runner reads: where it is and what its output says."""
+
+    id: int
+    name: str
+    head_sha: str
+    text: str | None
+
+
+async def get_check_run(gh: GitHub, repository: str, check_run_id: int) -> CheckRun:
+    """Fetch one check run (its `output.text` carries a run request or an artifact)."""
+    check_run = await gh.getitem(
+        "/repos/{owner}/{repo}/check-runs/{check_run_id}",
+        {**_split(repository), "check_run_id": check_run_id},
+    )
+    output = check_run.get("output") or {}
+    return CheckRun(
+        id=int(check_run["id"]),
+        name=str(check_run.get("name", "")),
+        head_sha=str(check_run["head_sha"]),
+        text=output.get("text"),
+    )
+
+
 async def update_check_run(
     gh: GitHub, repository: str, check_run_id: int, fields: Mapping[str, Any]
 ) -> None:

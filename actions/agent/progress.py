@@ -12,7 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from app.briefing import Progress, StepState, render_checklist, render_pr_body
+from actions.agent.kinds import PUSH_STEP, TESTS_STEP
+from app.briefing import Progress, Step, StepState, render_checklist, render_pr_body
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -130,18 +131,22 @@ class ProgressReporter:
         roles: tuple[str, ...],
         *,
         publish_check_run: Callable[[CheckRunOutput], Awaitable[None]],
-        publish_pull_body: Callable[[str], Awaitable[None]],
+        publish_pull_body: Callable[[str], Awaitable[None]] | None,
         clock: Clock,
         interval: float = INTERVAL_SECONDS,
+        after_roles: tuple[str, ...] = (TESTS_STEP, PUSH_STEP),
     ) -> None:
         self.snapshot = snapshot
-        self.progress = Progress.for_roles(roles)
+        self.progress = Progress(tuple(Step(name) for name in (*roles, *after_roles)))
         self.status = ""
         self._check_run = Coalescer(
             publish_check_run, clock=clock, interval=interval, name="check run"
         )
-        self._pull_body = Coalescer(
-            publish_pull_body, clock=clock, interval=interval, name="PR body"
+        # A run on someone else's pull request (a review) leaves its body alone.
+        self._pull_body = (
+            None
+            if publish_pull_body is None
+            else Coalescer(publish_pull_body, clock=clock, interval=interval, name="PR body")
         )
         self._check_run_stopped = False
 
@@ -158,7 +163,8 @@ class ProgressReporter:
     @property
     def edits(self) -> int:
         """Return how many progress edits reached GitHub."""
-        return self._check_run.published + self._pull_body.published
+        body_edits = 0 if self._pull_body is None else self._pull_body.published
+        return self._check_run.published + body_edits
 
     async def stop_check_run(self) -> None:
         """Stop editing the check run (the finish step writes its final state)."""
@@ -166,11 +172,12 @@ class ProgressReporter:
         await self._check_run.abandon()
 
     async def finish(self, status: str) -> None:
-        """Land the final PR body with `status`, and stop."""
+        """Land the final PR body with `status` (if the run edits it), and stop."""
         self.status = status
         await self.stop_check_run()
-        self._pull_body.submit(self.pull_body())
-        await self._pull_body.close()
+        if self._pull_body is not None:
+            self._pull_body.submit(self.pull_body())
+            await self._pull_body.close()
 
     def pull_body(self) -> str:
         """Render the PR body for the current state."""
@@ -188,4 +195,5 @@ class ProgressReporter:
     def _submit(self) -> None:
         if not self._check_run_stopped:
             self._check_run.submit(self.check_run_output())
-        self._pull_body.submit(self.pull_body())
+        if self._pull_body is not None:
+            self._pull_body.submit(self.pull_body())

@@ -19,11 +19,11 @@ import gidgethub
 from actions.agent import finish
 from actions.agent.agents import AgentLoop, AgentOutcome
 from actions.agent.auth import obtain_token
-from actions.agent.backends import BackendError, Limits, make_backend
+from actions.agent.backends import BackendError, Limits
 from actions.agent.backends.base import DEFAULT_GRACE_SECONDS, AgentSession
+from actions.agent.briefing_file import Subject
 from actions.agent.clock import Clock, RealClock
 from actions.agent.github import (
-    PullRequest,
     RunnerGitHub,
     for_token,
     get_pull,
@@ -32,7 +32,9 @@ from actions.agent.github import (
     update_check_run,
     update_pull_body,
 )
+from actions.agent.kinds import PUSH_STEP, TESTS_STEP, after_roles
 from actions.agent.logs import SECRETS
+from actions.agent.prepare import Plan, Preparer, RunnerError
 from actions.agent.progress import INTERVAL_SECONDS, CheckRunOutput, ProgressReporter
 from actions.agent.report import (
     CheckRunEnd,
@@ -42,18 +44,10 @@ from actions.agent.report import (
     mask,
     write_job_files,
 )
+from actions.agent.role_prompts import RolePromptError
 from actions.agent.tests import TestResult, run_tests
 from actions.agent.workspace import Author, GitError, PushRefusedError, Workspace
-from app.briefing import (
-    BRANCH_PREFIX,
-    TRAILER_MODEL,
-    TRAILER_RUN,
-    TRAILER_WORKFLOW,
-    Snapshot,
-    StepState,
-    snapshot_from_commit,
-)
-from app.config import CONFIG_PATH, CoderConfig, Workflow, parse_config
+from app.briefing import TRAILER_MODEL, TRAILER_RUN, TRAILER_WORKFLOW, StepState
 from app.labels import RUNNING
 from app.logs import Redactor
 
@@ -61,21 +55,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
-    from actions.agent.backends import Backend
     from actions.agent.env import RunnerEnv
+    from actions.agent.github import PullRequest
+    from app.config import CoderConfig
     from app.retry import RetryPolicy
 
 log = logging.getLogger("coder-agent")
 
 # The app's initial commit carries its bot identity; this is used only if it does not.
 DEFAULT_BOT = "coder[bot]"
-TESTS_STEP = "tests"
-PUSH_STEP = "push"
 COMMIT_STATUS_LINES = 10
-
-
-class RunnerError(Exception):
-    """The run cannot go on; the message is shown on GitHub as the reason."""
 
 
 @dataclass(frozen=True)
@@ -89,21 +78,6 @@ class Deps:
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     progress_interval: float = INTERVAL_SECONDS
     out: TextIO = field(default_factory=lambda: sys.stdout)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What preparing the run learned: the PR, the config, the snapshot, the backend."""
-
-    pull: PullRequest
-    config: CoderConfig
-    workflow: Workflow
-    snapshot: Snapshot
-    author: Author
-    start_sha: str
-    base_ref: str
-    instructions: tuple[tuple[str, str], ...]
-    backend: Backend
 
 
 @dataclass
@@ -159,7 +133,7 @@ class Runner:
         """Prepare, start, work, and finish; failures end the check run, never escape."""
         try:
             pull = await get_pull(gh, self.env.repository, self.env.pull)
-            plan = await self.prepare(workspace, pull)
+            plan = await self.prepare(gh, workspace, pull)
             await self.start(gh, plan)
         except Exception as error:  # any failure must still end the check run
             return await self.fail_early(gh, self._reason(error, "preparing the run"))
@@ -171,64 +145,20 @@ class Runner:
             self._steps_left(StepState.FAILED)
         return await self.end(gh, plan, work)
 
-    async def prepare(self, workspace: Workspace, pull: PullRequest) -> Plan:
-        """Clone the run branch; read config, snapshot, instructions and script from the base."""
-        if not pull.head_ref.startswith(BRANCH_PREFIX):
-            raise RunnerError(f"the pull request's branch {pull.head_ref!r} is not a coder branch")
-        await workspace.clone(pull.head_ref)
-        start_sha = await workspace.head()
-        base_ref = await workspace.fetch_branch(pull.base_ref)
-        parsed = parse_config(await workspace.read_file(base_ref, CONFIG_PATH))
-        if parsed.config is None:
-            problems = "; ".join(str(error) for error in parsed.errors[:5])
-            raise RunnerError(f"{CONFIG_PATH} on {pull.base_ref} is invalid: {problems}")
-        config = parsed.config
-        first = await workspace.first_commit_after(base_ref)
-        message = await workspace.message(first) if first else ""
-        snapshot = snapshot_from_commit(self.env.repository, message)
-        if first is None or snapshot is None:
-            raise RunnerError("the branch's first commit does not carry coder's issue snapshot")
-        if snapshot.run_id != self.env.run_id:
-            log.warning("the branch belongs to run %s, not %s", snapshot.run_id, self.env.run_id)
-        workflow = config.workflows.get(snapshot.workflow)
-        if workflow is None:
-            raise RunnerError(f"{CONFIG_PATH} has no workflow {snapshot.workflow!r}")
-        author = await workspace.author(first)
-        instructions = []
-        for path in config.agent.instructions:
-            text = await workspace.read_file(base_ref, path)
-            if text is not None and text.strip():
-                instructions.append((path, text))
-        script = await self._script_file(workspace, config, base_ref)
-        return Plan(
-            pull=pull,
-            config=config,
-            workflow=workflow,
-            snapshot=snapshot,
-            author=author if author.name.endswith("[bot]") else self._default_author(),
-            start_sha=start_sha,
-            base_ref=base_ref,
-            instructions=tuple(instructions),
-            backend=make_backend(config.agent, script_file=script),
+    async def prepare(self, gh: RunnerGitHub, workspace: Workspace, pull: PullRequest) -> Plan:
+        """Clone the subject; read config, snapshot, prompts and the input artifact."""
+        preparer = Preparer(
+            env=self.env,
+            gh=gh,
+            workspace=workspace,
+            scratch=self.scratch,
+            default_author=self._default_author(),
         )
+        return await preparer.prepare(pull)
 
     def _default_author(self) -> Author:
         host = urlsplit(self.env.server_url).hostname or "github.com"
         return Author(DEFAULT_BOT, f"{DEFAULT_BOT}@users.noreply.{host}")
-
-    async def _script_file(
-        self, workspace: Workspace, config: CoderConfig, base_ref: str
-    ) -> Path | None:
-        # The script comes from the default branch and runs from outside the workspace, so
-        # nothing the agent edits on the run branch changes what runs.
-        if config.agent.backend != "script" or not config.agent.script:
-            return None
-        text = await workspace.read_file(base_ref, config.agent.script)
-        if text is None:
-            raise BackendError(f"agent.script {config.agent.script!r} is not on the base branch")
-        path = self.scratch() / "agent-script.py"
-        path.write_text(text, encoding="utf-8")
-        return path
 
     def scratch(self) -> Path:
         """Return the run's scratch directory, outside the workspace (briefings, the script)."""
@@ -250,10 +180,12 @@ class Runner:
         self.reporter = ProgressReporter(
             plan.snapshot,
             plan.workflow.steps,
+            # A pull-request subject's body belongs to its author (or to the run that opened it).
+            publish_pull_body=None if plan.on_pull else publish_pull_body,
             publish_check_run=publish_check_run,
-            publish_pull_body=publish_pull_body,
             clock=self.deps.clock,
             interval=self.deps.progress_interval,
+            after_roles=after_roles(plan.kind),
         )
         output = self.reporter.check_run_output()
         fields: dict[str, Any] = {
@@ -264,7 +196,14 @@ class Runner:
         if self.env.actions_run_url:
             fields["details_url"] = self.env.actions_run_url
         await update_check_run(gh, repository, check_run, fields)
-        log.info("run %s on %s with %s", self.env.run_id, plan.pull.head_ref, plan.backend.name)
+        log.info(
+            "run %s (%s, %s) on %s with %s",
+            self.env.run_id,
+            plan.snapshot.workflow,
+            plan.kind,
+            plan.pull.head_ref,
+            plan.backend.name,
+        )
 
     async def work(self, plan: Plan, workspace: Workspace, work: Work) -> None:
         """Run the agents, commit, test, push; `work` holds whatever got done."""
@@ -281,12 +220,21 @@ class Runner:
             limits=self._limits(plan.config),
             environ=self.deps.environ,
             redact=self.redact,
+            run_kind=plan.kind,
+            role_prompts=plan.role_prompts,
+            subject=Subject(plan.pull.base_ref if plan.on_pull else None),
+            input_artifact=plan.input_artifact,
         )
         work.outcome = await loop.run(plan.workflow.steps)
+        if not plan.rules.pushes:
+            # A review reads the code and hands in a verdict; nothing it touched is kept.
+            log.info("a %s run commits and pushes nothing", plan.kind)
+            return
         if await workspace.commit_all(plan.start_sha, self._message(plan, work), plan.author):
             work.changed = await workspace.changed_files(plan.start_sha)
             # Tests run on the committed tree; whatever they leave behind is never pushed.
-            work.tests = await self.test(plan, workspace, work.outcome)
+            if plan.rules.runs_tests:
+                work.tests = await self.test(plan, workspace, work.outcome)
             self.reporter.step(PUSH_STEP, StepState.RUNNING)
             await workspace.push(plan.pull.head_ref)
             work.pushed_sha = await workspace.head()
@@ -358,6 +306,8 @@ class Runner:
         result = self._result(gh, plan, work)
         conclusion, reason = finish.conclude(result)
         summary = finish.render_summary(conclusion, reason, result)
+        artifact = finish.build_artifact(conclusion, result)
+        problems = () if artifact is not None else finish.artifact_problems(result)
         end = CheckRunEnd(
             repository=self.env.repository,
             check_run=self.env.check_run,
@@ -367,7 +317,7 @@ class Runner:
             output={
                 "title": finish.render_title(conclusion, result),
                 "summary": summary,
-                "text": finish.render_text(finish.build_artifact(conclusion, result)),
+                "text": finish.render_text(artifact, problems),
             },
             started_at=self.started_at,
             completed_at=result.completed_at,
@@ -377,9 +327,10 @@ class Runner:
         if not await best_effort("complete the check run", complete_check_run(gh, end)):
             # The job fails, so the app's reconcile loop completes the check run instead.
             conclusion = finish.Conclusion.FAILURE
-        if conclusion is finish.Conclusion.SUCCESS and plan.pull.draft:
+        ready = plan.rules.ready_on_success and not plan.on_pull
+        if conclusion is finish.Conclusion.SUCCESS and ready and plan.pull.draft:
             await best_effort("mark the PR ready", mark_ready_for_review(gh, plan.pull.node_id))
-        await self.reporter.finish(finish.pull_status(conclusion, reason))
+        await self.reporter.finish(finish.pull_status(conclusion, reason, plan.kind))
         await self._remove_running(gh)
         write_job_files(
             output_path=self.env.output_path,
@@ -420,6 +371,13 @@ class Runner:
             rest_calls=gh.calls.rest,
             graphql_calls=gh.calls.graphql,
             progress_edits=self.reporter.edits,
+            kind=plan.kind,
+            on_pull=plan.on_pull,
+            pull_number=plan.pull.number,
+            model_reason=plan.snapshot.model_reason,
+            step_artifacts=tuple(outcome.artifacts),
+            artifact_error=outcome.artifact_error,
+            auto_split=plan.workflow.auto_split,
         )
 
     async def fail_early(self, gh: RunnerGitHub, reason: str) -> finish.Conclusion:
@@ -459,7 +417,7 @@ class Runner:
                 self.reporter.step(step.name, state)
 
     def _reason(self, error: BaseException, stage: str) -> str:
-        if isinstance(error, RunnerError | BackendError | PushRefusedError):
+        if isinstance(error, RunnerError | BackendError | PushRefusedError | RolePromptError):
             text = str(error)
         elif isinstance(error, GitError):
             text = f"git failed while {stage}: {error}"

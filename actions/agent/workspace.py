@@ -102,6 +102,23 @@ class Workspace:
         )  # fmt: skip
         return ref
 
+    async def fetch_tags(self) -> None:
+        """Fetch the repository's tags (a release reads them; the clone has none)."""
+        await self._git(
+            "fetch", "--quiet", self._remote_url, "+refs/tags/*:refs/tags/*", authenticated=True
+        )
+
+    async def checkout(self, sha: str) -> None:
+        """Check out `sha` detached, fetching it first if the clone does not have it."""
+        if not sha or sha.startswith("-"):
+            raise GitError(f"not a commit: {sha!r}")
+        try:
+            await self._git("cat-file", "-e", f"{sha}^{{commit}}")
+        except GitError:
+            # The branch moved on without this commit (a force push); fetch it by its sha.
+            await self._git("fetch", "--quiet", self._remote_url, sha, authenticated=True)
+        await self._git("checkout", "--quiet", "--detach", sha)
+
     async def head(self) -> str:
         """Return the sha of HEAD."""
         return (await self._git("rev-parse", "HEAD")).strip()

@@ -96,6 +96,7 @@ class AgentSession:
     clock: Clock
     limits: Limits
     runner_environ: Mapping[str, str]
+    artifact_file: Path | None = None  # where the session may leave its step artifact
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
 
     def request_stop(self) -> None:
@@ -119,6 +120,8 @@ class AgentSession:
                 "CODER_WORKSPACE": str(self.workspace),
             }
         )
+        if self.artifact_file is not None:
+            env["CODER_ARTIFACT_FILE"] = str(self.artifact_file)
         return env
 
 

@@ -142,6 +142,10 @@ class ClaudeBackend:
             "--permission-mode",
             PERMISSION_MODE,
         ]
+        if session.artifact_file is not None:
+            # Claude Code's file tools only reach the working directory and the directories
+            # added to it; the step artifact's directory is outside the workspace on purpose.
+            argv += ["--add-dir", str(session.artifact_file.parent)]
         process = ManagedProcess(
             argv,
             cwd=session.workspace,

@@ -1,0 +1,198 @@
+"""Preparing a run: its subject and snapshot, the workspace, config, prompts, input artifact.
+
+An issue subject's snapshot is the run branch's first commit (docs/develop-run.md). A pull
+request subject (a review) has no branch of its own: the app dispatches it with `issue` = `pull`
+and its snapshot is the ```` ```json coder-run ```` block of the run's check run, which only the
+app can write (docs/workflows-as-code.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+import gidgethub
+
+from actions.agent.backends import make_backend
+from actions.agent.github import get_check_run
+from actions.agent.kinds import KindRules, rules_for
+from actions.agent.role_prompts import load_role_prompts
+from app.artifacts import check_input, parse_artifact_block
+from app.briefing import BRANCH_PREFIX, Snapshot, parse_run_request, snapshot_from_commit
+from app.config import ACCEPTS, CONFIG_PATH, CoderConfig, Workflow, parse_config
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+    from pathlib import Path
+
+    from pydantic import BaseModel
+
+    from actions.agent.backends import Backend
+    from actions.agent.env import RunnerEnv
+    from actions.agent.github import CheckRun, PullRequest
+    from actions.agent.workspace import Author, Workspace
+    from app.github import GitHub
+
+log = logging.getLogger("coder-agent")
+
+RELEASE_KIND = "release"
+
+
+class RunnerError(Exception):
+    """The run cannot go on; the message is shown on GitHub as the reason."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What preparing the run learned: the PR, the config, the snapshot, the backend."""
+
+    pull: PullRequest
+    config: CoderConfig
+    workflow: Workflow
+    snapshot: Snapshot
+    author: Author
+    start_sha: str
+    base_ref: str
+    instructions: tuple[tuple[str, str], ...]
+    backend: Backend
+    role_prompts: Mapping[str, str] = field(default_factory=dict)
+    input_artifact: BaseModel | None = None
+    on_pull: bool = False  # the subject is a pull request: its body and draft state are not ours
+
+    @property
+    def kind(self) -> str:
+        """Return the kind of artifact the run produces."""
+        return self.workflow.produces
+
+    @property
+    def rules(self) -> KindRules:
+        """Return how a run of this kind goes (push, tests, specs, ready)."""
+        return rules_for(self.kind)
+
+
+@dataclass(frozen=True)
+class Preparer:
+    """Everything preparing a run needs from the runner."""
+
+    env: RunnerEnv
+    gh: GitHub
+    workspace: Workspace
+    scratch: Callable[[], Path]
+    default_author: Author
+
+    async def prepare(self, pull: PullRequest) -> Plan:
+        """Clone the subject; read config, snapshot, instructions, prompts and input artifact."""
+        workspace = self.workspace
+        # The app dispatches a pull-request subject with issue = pull (docs/workflows-as-code.md).
+        on_pull = self.env.issue == self.env.pull
+        request = await self._read_check_run(self.env.check_run, "the run's") if on_pull else None
+        if request is None and not pull.head_ref.startswith(BRANCH_PREFIX):
+            raise RunnerError(f"the pull request's branch {pull.head_ref!r} is not a coder branch")
+        await workspace.clone(pull.head_ref)
+        if request is not None:
+            # Review exactly the head the app put the check run on, even if the branch moved.
+            await workspace.checkout(request.head_sha)
+        start_sha = await workspace.head()
+        base_ref = await workspace.fetch_branch(pull.base_ref)
+        config = await self._config(base_ref, pull.base_ref)
+        snapshot, author = await self._snapshot(request, base_ref)
+        if snapshot.run_id != self.env.run_id:
+            log.warning("the subject belongs to run %s, not %s", snapshot.run_id, self.env.run_id)
+        workflow = config.workflows.get(snapshot.workflow)
+        if workflow is None:
+            raise RunnerError(f"{CONFIG_PATH} has no workflow {snapshot.workflow!r}")
+        rules = rules_for(workflow.produces)
+        if rules.pushes and not pull.head_ref.startswith(BRANCH_PREFIX):
+            raise RunnerError(
+                f"the pull request's branch {pull.head_ref!r} is not a coder branch, and a "
+                f"{workflow.produces} run pushes (only a review may run on any branch)"
+            )
+        if workflow.produces == RELEASE_KIND:
+            await workspace.fetch_tags()
+        read_base = partial(workspace.read_file, base_ref)
+        return Plan(
+            pull=pull,
+            config=config,
+            workflow=workflow,
+            snapshot=snapshot,
+            author=author,
+            start_sha=start_sha,
+            base_ref=base_ref,
+            instructions=await _instructions(config, read_base),
+            backend=make_backend(config.agent, script_file=await self._script(config, read_base)),
+            role_prompts=await load_role_prompts(workflow.steps, config, read_base, pull.base_ref),
+            input_artifact=await self._input_artifact(snapshot, workflow.produces),
+            on_pull=on_pull,
+        )
+
+    async def _config(self, base_ref: str, base_branch: str) -> CoderConfig:
+        parsed = parse_config(await self.workspace.read_file(base_ref, CONFIG_PATH))
+        if parsed.config is None:
+            problems = "; ".join(str(error) for error in parsed.errors[:5])
+            raise RunnerError(f"{CONFIG_PATH} on {base_branch} is invalid: {problems}")
+        return parsed.config
+
+    async def _snapshot(self, request: CheckRun | None, base_ref: str) -> tuple[Snapshot, Author]:
+        if request is not None:
+            snapshot = parse_run_request(request.text)
+            if snapshot is None:
+                raise RunnerError(
+                    f"check run {request.id} carries no run request (a ```json coder-run block)"
+                )
+            return snapshot, self.default_author
+        first = await self.workspace.first_commit_after(base_ref)
+        message = await self.workspace.message(first) if first else ""
+        taken = snapshot_from_commit(self.env.repository, message)
+        if first is None or taken is None:
+            raise RunnerError("the branch's first commit does not carry coder's issue snapshot")
+        author = await self.workspace.author(first)
+        # The app's initial commit carries its bot identity; anything else is not used.
+        return taken, author if author.name.endswith("[bot]") else self.default_author
+
+    async def _script(
+        self, config: CoderConfig, read_base: Callable[[str], Awaitable[str | None]]
+    ) -> Path | None:
+        # The script comes from the default branch and runs from outside the workspace, so
+        # nothing the agent edits on the run branch changes what runs.
+        if config.agent.backend != "script" or not config.agent.script:
+            return None
+        text = await read_base(config.agent.script)
+        if text is None:
+            raise RunnerError(f"agent.script {config.agent.script!r} is not on the base branch")
+        path = self.scratch() / "agent-script.py"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    async def _input_artifact(self, snapshot: Snapshot, kind: str) -> BaseModel | None:
+        if snapshot.input_check_run is None:
+            return None
+        check_run = await self._read_check_run(snapshot.input_check_run, "the input artifact's")
+        found = check_input(ACCEPTS.get(kind, ()), parse_artifact_block(check_run.text))
+        if found.artifact is None:
+            raise RunnerError(
+                f"the input artifact in check run {check_run.id} cannot start a {kind} run: "
+                + "; ".join(found.problems)
+            )
+        return found.artifact
+
+    async def _read_check_run(self, check_run_id: int, whose: str) -> CheckRun:
+        try:
+            return await get_check_run(self.gh, self.env.repository, check_run_id)
+        except gidgethub.HTTPException as error:
+            raise RunnerError(
+                f"{whose} check run {check_run_id} could not be read "
+                f"(GitHub answered {error.status_code})"
+            ) from error
+
+
+async def _instructions(
+    config: CoderConfig, read_base: Callable[[str], Awaitable[str | None]]
+) -> tuple[tuple[str, str], ...]:
+    found = []
+    for path in config.agent.instructions:
+        text = await read_base(path)
+        if text is not None and text.strip():
+            found.append((path, text))
+    return tuple(found)

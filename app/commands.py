@@ -1,0 +1,127 @@
+"""`/coder <verb> [--then <workflow>]` in a comment, and its ```` ```json coder-input ```` block.
+
+Pure. A command is a line that starts with `/coder` (up to three spaces of indentation, as
+markdown allows) outside quotes (`>`) and fenced code blocks. A fenced block whose info string is
+`json coder-input` is the request's input artifact. This round knows the workflow verbs; the
+commands issue extends the parser with the rest (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+COMMAND_LINE = re.compile(r"^ {0,3}/coder(?:[ \t]+(?P<verb>\S+))?(?P<rest>.*)$")
+VERB = re.compile(r"^[a-z][a-z0-9_-]*$")
+# CommonMark fences: three or more backticks or tildes, up to three spaces of indentation.
+FENCE_OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
+QUOTE = re.compile(r"^ {0,3}>")
+INPUT_INFO = "json coder-input"
+THEN_FLAG = "--then"
+WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `/coder` line: its verb, a `--then` workflow, the rest of its text, its problems."""
+
+    verb: str
+    then: str | None = None
+    text: str = ""
+    line: int = 1
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedComment:
+    """Every command in a comment, its input artifact, and what could not be read of it."""
+
+    commands: tuple[Command, ...] = ()
+    input: dict[str, object] | None = None
+    input_problems: tuple[str, ...] = ()
+
+
+def parse_comment(body: str | None) -> ParsedComment:
+    """Find the `/coder` commands and the coder-input block in a comment (pure)."""
+    commands: list[Command] = []
+    problems: list[str] = []  # about the input block
+    blocks: list[str] = []
+    fence: str | None = None
+    collecting: list[str] | None = None
+    for number, line in enumerate((body or "").replace("\r\n", "\n").split("\n"), start=1):
+        if fence is not None:
+            if _closes(line, fence):
+                if collecting is not None:
+                    blocks.append("\n".join(collecting))
+                fence, collecting = None, None
+            elif collecting is not None:
+                collecting.append(line)
+            continue
+        opened = FENCE_OPEN.match(line)
+        if opened is not None:
+            fence = opened["fence"]
+            collecting = [] if opened["info"] == INPUT_INFO else None
+            continue
+        if QUOTE.match(line):
+            continue
+        command = COMMAND_LINE.match(line)
+        if command is None:
+            continue
+        parsed = _command(command["verb"] or "", command["rest"], number)
+        if parsed is not None:
+            commands.append(parsed)
+    if fence is not None and collecting is not None:
+        problems.append("the coder-input block is not closed")
+    artifact, input_problems = _input(blocks)
+    return ParsedComment(tuple(commands), artifact, (*problems, *input_problems))
+
+
+def _closes(line: str, fence: str) -> bool:
+    stripped = line.strip()
+    return stripped.startswith(fence) and set(stripped) == {fence[0]}
+
+
+def _command(verb: str, rest: str, line: int) -> Command | None:
+    if not VERB.match(verb):
+        return None  # a bare `/coder` (or a typo) is the commands issue's to answer
+    words = rest.split()
+    then: str | None = None
+    text: list[str] = []
+    problem: str | None = None
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == THEN_FLAG or word.startswith(f"{THEN_FLAG}="):
+            value = word.partition("=")[2] or (words[index + 1] if index + 1 < len(words) else "")
+            index += 1 if "=" in word else 2
+            if WORKFLOW_NAME.match(value):
+                then = value
+            else:
+                problem = f"line {line}: `{THEN_FLAG}` needs a workflow name"
+            continue
+        text.append(word)
+        index += 1
+    return Command(verb, then, " ".join(text), line, () if problem is None else (problem,))
+
+
+def _input(blocks: list[str]) -> tuple[dict[str, object] | None, list[str]]:
+    if not blocks:
+        return None, []
+    if len(blocks) > 1:
+        return None, ["a comment may carry one coder-input block, not several"]
+    try:
+        value = json.loads(blocks[0])
+    except json.JSONDecodeError as error:
+        return None, [f"the coder-input block is not JSON (line {error.lineno}: {error.msg})"]
+    if not isinstance(value, dict):
+        return None, ["the coder-input block must be a JSON object"]
+    return value, []
+
+
+def render_command(verb: str, *, then: str | None = None, input_json: str | None = None) -> str:
+    """Render the comment that asks for a run: the command line, then the input block if any."""
+    line = f"/coder {verb}" + (f" {THEN_FLAG} {then}" if then else "")
+    if input_json is None:
+        return line + "\n"
+    return f"{line}\n\n```{INPUT_INFO}\n{input_json.strip()}\n```\n"
