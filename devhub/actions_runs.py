@@ -9,6 +9,7 @@ https://docs.github.com/webhooks/webhook-events-and-payloads#workflow_run
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import TYPE_CHECKING
 
 from devhub import checks
@@ -171,7 +172,8 @@ async def open_run(ctx: Context, run: WorkflowRun, jobs: list[tuple[str, str, li
     assert ctx.actions_app is not None
     repo = run.repo
     commit = await ctx.git.get_commit(repo.owner.login, repo.name, run.head_sha)
-    suite = await checks.suite_for(ctx, repo, ctx.actions_app, run.head_sha)
+    # Every workflow run has a check suite of its own, not one per app and commit.
+    suite = await checks.new_suite(ctx, repo, ctx.actions_app, run.head_sha)
     run.check_suite_id = suite.id
     run.head_commit = {
         "id": commit.sha,
@@ -187,10 +189,20 @@ async def open_run(ctx: Context, run: WorkflowRun, jobs: list[tuple[str, str, li
         job = Job(
             id=ctx.state.next_id(), run=run, key=key, name=name, labels=labels, created_at=utcnow()
         )
+        # The job's check run links to the job page; its external id is a uuid, as GitHub's are.
         html_url = job_json(ctx.urls, job)["html_url"]
-        change = checks.RunChange(name=name, status="queued", details_url=html_url)
+        change = checks.RunChange(
+            name=name, status="queued", details_url=html_url, external_id=str(uuid.uuid4())
+        )
         job.check_run = await checks.create_run(
-            ctx, repo, ctx.actions_app, run.head_sha, change=change, sender=run.actor, run_id=job.id
+            ctx,
+            repo,
+            ctx.actions_app,
+            run.head_sha,
+            change=change,
+            sender=run.actor,
+            run_id=job.id,
+            suite=suite,
         )
         run.jobs.append(job)
         emit_job(ctx, "queued", job)
@@ -231,8 +243,8 @@ def start_job(ctx: Context, job: Job) -> None:
     emit_job(ctx, "in_progress", job)
 
 
-def finish_job(ctx: Context, job: Job, conclusion: str) -> None:
-    """Complete a job (and its check run) with a conclusion."""
+def finish_job(ctx: Context, job: Job, conclusion: str, *, text: str | None = None) -> None:
+    """Complete a job (and its check run, with `text` as its output text) with a conclusion."""
     now = utcnow()
     job.status, job.conclusion, job.completed_at = "completed", conclusion, now
     for step in job.steps:
@@ -246,7 +258,7 @@ def finish_job(ctx: Context, job: Job, conclusion: str) -> None:
         change = checks.RunChange(
             conclusion=conclusion,
             completed_at=now,
-            output={"title": title, "summary": job.summary or title, "text": None},
+            output={"title": title, "summary": job.summary or title, "text": text},
         )
         checks.update_run(ctx, job.run.repo, job.check_run, change, job.run.actor)
     emit_job(ctx, "completed", job)

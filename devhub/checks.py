@@ -47,6 +47,11 @@ async def suite_for(ctx: Context, repo: Repo, app: App, head_sha: str) -> CheckS
     for suite in repo.check_suites.values():
         if suite.app is app and suite.head_sha == head_sha:
             return suite
+    return await new_suite(ctx, repo, app, head_sha)
+
+
+async def new_suite(ctx: Context, repo: Repo, app: App, head_sha: str) -> CheckSuite:
+    """Create a suite of the app on a commit (GitHub Actions makes one per workflow run)."""
     owner, name = repo.owner.login, repo.name
     commit = await ctx.git.get_commit(owner, name, head_sha)
     try:
@@ -110,12 +115,15 @@ async def create_run(
     change: RunChange,
     sender: Account,
     run_id: int | None = None,
+    suite: CheckSuite | None = None,
 ) -> CheckRun:
     """Create a check run in the app's suite and emit `check_run.created` (and `completed`).
 
-    `run_id` lets a workflow job and its check run share one id, as on GitHub.
+    `run_id` lets a workflow job and its check run share one id, as on GitHub; `suite` puts it
+    in a given suite (a workflow run's) instead of the app's suite for the commit.
     """
-    suite = await suite_for(ctx, repo, app, head_sha)
+    if suite is None:
+        suite = await suite_for(ctx, repo, app, head_sha)
     run = CheckRun(
         id=run_id if run_id is not None else ctx.state.next_id(),
         suite=suite,

@@ -27,6 +27,7 @@ from ruamel.yaml import YAML
 from devhub import (
     admin,
     admin_actions,
+    admin_ci,
     graphql,
     oidc,
     rest_actions,
@@ -42,6 +43,7 @@ from devhub import (
     rest_pulls,
     rest_reactions,
     rest_repos,
+    rest_review_comments,
     rest_reviews,
     rest_search,
     rest_subissues,
@@ -103,6 +105,7 @@ ALL_EVENTS = [
     "member",
     "pull_request",
     "pull_request_review",
+    "pull_request_review_comment",
     "push",
     "repository",
     "repository_dispatch",
@@ -383,6 +386,7 @@ ROUTE_MODULES = (
     rest_contents,
     rest_pulls,
     rest_reviews,
+    rest_review_comments,
     rest_checks,
     rest_commits,  # after rest_checks: `/commits/{ref}` would swallow `.../check-runs`
     rest_search,
@@ -392,6 +396,7 @@ ROUTE_MODULES = (
     graphql,
     admin,
     admin_actions,
+    admin_ci,
     rest_githttp,
 )
 

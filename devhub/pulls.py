@@ -189,7 +189,7 @@ def pull_json(urls: Urls, state: State, repo: Repo, pull: PullRequest, app: App)
         "mergeable_state": mergeable_state(pull),
         "merged_by": user_json(urls, pull.merged_by) if pull.merged_by else None,
         "comments": len(issue.comments),
-        "review_comments": 0,
+        "review_comments": sum(1 for c in pull.review_comments if c.visible),
         "maintainer_can_modify": pull.maintainer_can_modify,
         "commits": facts.commits,
         "additions": facts.additions,

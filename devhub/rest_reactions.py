@@ -1,4 +1,4 @@
-"""REST: reactions on issues and on issue comments.
+"""REST: reactions on issues, issue comments and pull request review comments.
 
 https://docs.github.com/rest/reactions/reactions
 """
@@ -22,6 +22,7 @@ from devhub.http import (
 )
 from devhub.rest_json import reaction_json
 from devhub.rest_labels import find_issue, issue_permissions, sender_of
+from devhub.review_comments import find_comment
 from devhub.state import REACTIONS, Reaction, Role, utcnow
 
 ROUTES = web.RouteTableDef()
@@ -30,12 +31,20 @@ ISSUE_REACTIONS = API_PREFIX + "/repos/{owner}/{repo}/issues/{number:[0-9]+}/rea
 COMMENT_REACTIONS = (
     API_PREFIX + "/repos/{owner}/{repo}/issues/comments/{comment_id:[0-9]+}/reactions"
 )
+REVIEW_COMMENT_REACTIONS = (
+    API_PREFIX + "/repos/{owner}/{repo}/pulls/comments/{review_comment_id:[0-9]+}/reactions"
+)
 READ_PERMISSIONS = (("issues", "read"), ("pull_requests", "read"))
 
 
 def _reactions(request: web.Request) -> tuple[list[Reaction], tuple[tuple[str, str], ...]]:
     """Find the reaction list the path names, and the app permission that writes to it."""
     access = repo_access(request)
+    if "review_comment_id" in request.match_info:
+        found = find_comment(access.repo, int(request.match_info["review_comment_id"]))
+        if found is None:
+            raise not_found()
+        return found[1].reactions, (("pull_requests", "write"),)
     if "comment_id" in request.match_info:
         comment = access.repo.comments.get(int(request.match_info["comment_id"]))
         if comment is None:
@@ -99,9 +108,31 @@ async def create_comment_reaction(request: web.Request) -> web.Response:
     return await _create(request)
 
 
+@ROUTES.get(REVIEW_COMMENT_REACTIONS)
+async def list_review_comment_reactions(request: web.Request) -> web.Response:
+    """List reactions on a pull request review comment."""
+    return await _list(request)
+
+
+@ROUTES.post(REVIEW_COMMENT_REACTIONS)
+async def create_review_comment_reaction(request: web.Request) -> web.Response:
+    """React to a pull request review comment (201 new, 200 when it already exists)."""
+    return await _create(request)
+
+
+@ROUTES.delete(REVIEW_COMMENT_REACTIONS + "/{reaction_id:[0-9]+}")
+async def delete_review_comment_reaction(request: web.Request) -> web.Response:
+    """Remove a reaction from a review comment (its author, or an admin)."""
+    return await _delete(request)
+
+
 @ROUTES.delete(COMMENT_REACTIONS + "/{reaction_id:[0-9]+}")
 async def delete_comment_reaction(request: web.Request) -> web.Response:
     """Remove a reaction from a comment (its author, or an admin)."""
+    return await _delete(request)
+
+
+async def _delete(request: web.Request) -> web.Response:
     access = repo_access(request)
     reactions, permissions = _reactions(request)
     reaction_id = int(request.match_info["reaction_id"])

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from devhub.state import Account, Issue
+    from devhub.state import Account, Issue, Reaction
 
 ReviewState = Literal["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "PENDING", "DISMISSED"]
+Side = Literal["LEFT", "RIGHT"]
 
 
 @dataclass
@@ -44,6 +45,40 @@ class Review:
     via_app: bool = False
 
 
+@dataclass(frozen=True)
+class DiffAnchor:
+    """Where a review comment sits in a file's diff: its lines and its place in the patch."""
+
+    path: str
+    line: int
+    side: Side
+    start_line: int | None
+    start_side: Side | None
+    position: int  # lines below the file's first `@@` header, GitHub's legacy `position`
+    diff_hunk: str  # the hunk's header and its lines up to the commented one
+
+
+@dataclass(eq=False)
+class ReviewComment:
+    """A comment on a line of a pull request's diff; every one belongs to a review."""
+
+    id: int
+    review: Review
+    user: Account
+    body: str
+    commit_id: str
+    anchor: DiffAnchor
+    created_at: datetime
+    updated_at: datetime
+    in_reply_to: ReviewComment | None = None  # the thread's first comment, for replies
+    reactions: list[Reaction] = field(default_factory=list)
+
+    @property
+    def visible(self) -> bool:
+        """Tell whether others see it (comments of a pending review are the author's draft)."""
+        return self.review.state != "PENDING"
+
+
 @dataclass(eq=False)
 class PullRequest:
     """The pull-request half of an issue whose `is_pull_request` is true."""
@@ -60,6 +95,7 @@ class PullRequest:
     merged_by: Account | None = None
     merge_commit_sha: str | None = None
     reviews: list[Review] = field(default_factory=list)
+    review_comments: list[ReviewComment] = field(default_factory=list)
 
     @property
     def number(self) -> int:

@@ -239,6 +239,35 @@ class AdminClient:
         answer: list[dict[str, Any]] = await self._admin("GET", "/runs")
         return answer
 
+    async def report_ci(
+        self,
+        full_name: str,
+        head_sha: str,
+        name: str,
+        conclusion: str,
+        *,
+        summary: str | None = None,
+        text: str | None = None,
+        log: str | None = None,
+        details_url: str | None = None,
+        workflow: str | None = None,
+    ) -> dict[str, Any]:
+        """Report a finished CI job on a commit, as GitHub Actions would (see docs/devhub.md).
+
+        Returns the workflow run as `runs()` lists it, plus `check_run_id` (the job's id).
+        """
+        body: dict[str, Any] = {"head_sha": head_sha, "name": name, "conclusion": conclusion}
+        optional = {
+            "summary": summary,
+            "text": text,
+            "log": log,
+            "details_url": details_url,
+            "workflow": workflow,
+        }
+        body |= {key: value for key, value in optional.items() if value is not None}
+        answer: dict[str, Any] = await self._admin("POST", f"/repos/{full_name}/ci", body)
+        return answer
+
     async def click_check_run_action(
         self, full_name: str, check_run_id: int, identifier: str, login: str
     ) -> None:
