@@ -15,6 +15,7 @@ from app.settings import SettingsError, load_settings
 
 DEFAULT_ENV_FILE = Path(".env")
 EXIT_BAD_SETTINGS = 2
+EXIT_CANNOT_LISTEN = 2  # HOST or PORT is unusable: a bad setting too, found only when binding
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,6 +34,7 @@ def main() -> None:
 def serve(env_file: Path | None) -> None:
     """Run the GitHub App's webhook server."""
     from app.logs import configure_logging  # noqa: PLC0415 - keep `coder --help` fast
+    from app.server import ListenError  # noqa: PLC0415
     from app.server import serve as serve_app  # noqa: PLC0415
 
     if env_file is not None and not env_file.is_file():
@@ -45,8 +47,12 @@ def serve(env_file: Path | None) -> None:
         click.echo(f"coder serve: {error}", err=True)
         raise SystemExit(EXIT_BAD_SETTINGS) from None
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secret_values())
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_app(settings))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_app(settings))
+    except ListenError as error:
+        click.echo(f"coder serve: {error}", err=True)
+        raise SystemExit(EXIT_CANNOT_LISTEN) from None
 
 
 @main.command()

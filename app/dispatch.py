@@ -1,4 +1,8 @@
-"""SubjectQueue: deliveries about one subject run one at a time and in order; others in parallel."""
+"""SubjectQueue: deliveries about one subject run one at a time and in order; others in parallel.
+
+A handler holds one of the queue's slots while it works (a `Lease`, see `app/slots.py`); while it
+only waits for GitHub to let it go on, it gives the slot back.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cachetools import LRUCache
+
+from app.slots import Lease, holding
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +118,21 @@ class SubjectQueue:
         queue = self._pending[subject]
         try:
             while queue and not self._closing:
-                async with self._slots:
+                lease = Lease(self._slots)
+                await lease.acquire()
+                try:
                     if self._closing or not queue:
                         break
                     job = queue.popleft()
                     self._running[subject] = job
                     try:
-                        outcome = await self._run(job)
+                        with holding(lease):
+                            outcome = await self._run(job)
                     finally:
                         del self._running[subject]
                     self._finish(job.delivery_id, outcome)
+                finally:
+                    lease.end()
         finally:
             del self._workers[subject]
             if not queue:

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.retry import CONNECT_ERRORS, TRANSIENT_ERRORS, Action, Decision, RetryPolicy, decide
+from app.slots import slot_released
 
 if TYPE_CHECKING:
     from gidgethub.abc import GitHubAPI
@@ -47,6 +48,7 @@ JWT_LIFETIME_SECONDS = 540  # GitHub's maximum is 10 minutes; stay under it
 JWT_REUSE_SECONDS = 60
 TOKEN_REFRESH_MARGIN_SECONDS = 300  # refresh installation tokens 5 minutes before they expire
 RESET_MARGIN_SECONDS = 1.0  # x-ratelimit-reset is whole seconds; do not come back a moment early
+ALL_RESOURCES = "*"  # the gate key a secondary rate limit closes: every resource at once
 ETAG_CACHE_SIZE = 4096
 TOKEN_CACHE_SIZE = 4096
 # Creating an installation token twice is harmless, so this POST may be resent like a GET.
@@ -115,7 +117,13 @@ class ApiHealth:
 
 
 class RateLimitGate:
-    """Hold one installation's requests while its primary rate limit is exhausted."""
+    """Hold one installation's requests while GitHub told it to wait.
+
+    A primary limit closes one resource (`core`, `search`, `graphql`) until its reset; a secondary
+    limit closes all of them (`ALL_RESOURCES`) for its `retry-after`, because GitHub counts those
+    across everything the installation does. Waiting at a closed gate gives the handler's queue
+    slot back (`slot_released`), so a parked installation does not hold up the others.
+    """
 
     def __init__(
         self,
@@ -128,20 +136,28 @@ class RateLimitGate:
         self._parked_until: dict[str, float] = {}
 
     def park(self, until: float, resource: str = "core") -> None:
-        """Hold requests against `resource` until epoch second `until`."""
+        """Hold requests against `resource` (or every one: `ALL_RESOURCES`) until epoch `until`."""
         self._parked_until[resource] = max(self._parked_until.get(resource, 0.0), until)
 
     def parked_until(self, resource: str = "core") -> float | None:
         """Return when `resource` opens again, or None if it is open now."""
-        until = self._parked_until.get(resource)
-        return until if until is not None and until > self._clock() else None
+        now = self._clock()
+        closed = [
+            until
+            for key in (resource, ALL_RESOURCES)
+            if (until := self._parked_until.get(key)) is not None and until > now
+        ]
+        return max(closed, default=None)
 
     async def wait(self, resource: str = "core") -> None:
         """Wait until `resource` is open; sleep once per park (a later park extends the wait)."""
-        slept_until: float | None = None
-        while (until := self.parked_until(resource)) is not None and until != slept_until:
-            await self._sleep(until - self._clock())
-            slept_until = until
+        if self.parked_until(resource) is None:
+            return
+        async with slot_released():
+            slept_until: float | None = None
+            while (until := self.parked_until(resource)) is not None and until != slept_until:
+                await self._sleep(until - self._clock())
+                slept_until = until
 
 
 class PrefixedCache(MutableMapping[str, CacheEntry]):
@@ -267,7 +283,11 @@ class GitHub(gidgethub.aiohttp.GitHubAPI):
                 continue
             if decision.action is Action.RETRY:
                 self._log_retry(method, url, decision.reason, decision.delay, attempt)
-                await self._sleep(decision.delay)
+                if decision.close_gate and self._gate is not None:
+                    # "Never hammer": the installation's other requests wait out the limit too.
+                    self._gate.park(self._clock() + decision.delay, ALL_RESOURCES)
+                else:
+                    await self._sleep(decision.delay)
                 continue
             return status, response_headers, response_body
 
@@ -543,7 +563,11 @@ class GitHubAccess:
     def for_installation(
         self, installation_id: int, *, event_received_at: float | None = None
     ) -> GitHub:
-        """Return a client acting as one installation (its token, cache view and gate)."""
+        """Return a client acting as one installation (its token, cache view and gate).
+
+        `event_received_at` is when the handler began work on the triggering event: a 404 on a GET
+        within the policy's fresh-event window after it is retried (GitHub's API lags its events).
+        """
 
         async def authorization() -> str:
             return f"token {await self.tokens.get(installation_id)}"

@@ -32,8 +32,11 @@ TOKEN_PATTERNS = (
             r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|token|basic)\s+)?[^\s\"',}]+"
         ),
     ),
-    ("_", re.compile(r"\bgh[pousr]_[A-Za-z0-9_]{16,}")),
-    ("github_pat_", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{16,}")),
+    # GitHub's own tokens are base62, but '-' is matched too, so a token in the URL-safe alphabet
+    # is not cut at its first '-' and half leaked; no word boundary is required in front, so a
+    # token glued to other text (`%3Aghs_...` in an encoded URL) is still found.
+    ("_", re.compile(r"gh[pousr]_[A-Za-z0-9_-]{16,}")),
+    ("github_pat_", re.compile(r"github_pat_[A-Za-z0-9_-]{16,}")),
     ("eyJ", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*){0,2}")),
 )
 

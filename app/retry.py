@@ -56,6 +56,8 @@ class Decision:
     reason: str
     delay: float = 0.0
     park_until: float | None = None
+    # A secondary rate limit: the whole installation waits `delay`, not just this request.
+    close_gate: bool = False
 
     @property
     def retry(self) -> bool:
@@ -158,15 +160,19 @@ def _after_rate_limit(
     if attempt >= policy.max_attempts:
         return Decision(Action.GIVE_UP, f"rate limited ({status}) {attempt} times")
     if retry_after is not None:
-        return Decision(Action.RETRY, "secondary rate limit (retry-after)", retry_after)
+        return _secondary("secondary rate limit (retry-after)", retry_after)
     if remaining == "0" and reset is not None:
         if secondary:
-            return Decision(Action.RETRY, "secondary rate limit (reset)", max(reset - now, 0.0))
+            return _secondary("secondary rate limit (reset)", max(reset - now, 0.0))
         return Decision(Action.PARK, "primary rate limit exhausted", park_until=reset)
     if secondary or status == 429:
         wait = min(policy.secondary_max_wait, policy.secondary_min_wait * 2.0 ** (attempt - 1))
-        return Decision(Action.RETRY, "secondary rate limit", max(wait, policy.secondary_min_wait))
+        return _secondary("secondary rate limit", max(wait, policy.secondary_min_wait))
     return None  # a plain 403: permissions, not pacing
+
+
+def _secondary(reason: str, delay: float) -> Decision:
+    return Decision(Action.RETRY, reason, delay, close_gate=True)
 
 
 def _backoff(attempt: int, policy: RetryPolicy, reason: str, floor: float | None) -> Decision:

@@ -109,22 +109,19 @@ class WebhookReceiver:
         if bot_login is not None and _ignores_own(event) and _sender(event) == bot_login:
             _log_delivery(event, "ignored: sent by the app")
             return _reply(200, "ignored")
-        received_at = self._access.clock()
         try:
-            self._queue.submit(
-                subject_key(event), delivery_id, lambda: self._process(event, received_at)
-            )
+            self._queue.submit(subject_key(event), delivery_id, lambda: self._process(event))
         except QueueClosedError:
             del self._seen[delivery_id]  # let GitHub's redelivery through once we are back
             _log_delivery(event, "refused: shutting down")
             return _reply(503, "unavailable")
         return _reply(202, "accepted")
 
-    async def _process(self, event: Event, received_at: float) -> str:
+    async def _process(self, event: Event) -> str:
         started = time.perf_counter()
         outcome = "error"
         try:
-            outcome = await self._dispatch(event, received_at)
+            outcome = await self._dispatch(event)
             return outcome
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -142,7 +139,10 @@ class WebhookReceiver:
         # into a "duplicate": handlers are idempotent, so running the delivery again is safe.
         self._seen.pop(delivery_id, None)
 
-    async def _dispatch(self, event: Event, received_at: float) -> str:
+    async def _dispatch(self, event: Event) -> str:
+        # The "404 right after the event" window opens when the work starts, not at the ack: time
+        # spent queued behind other deliveries must not use it up.
+        work_started_at = self._access.clock()
         sender = _sender(event)
         # Only bots can be the app; avoid the one-time GET /app for everyone else.
         if (
@@ -154,7 +154,7 @@ class WebhookReceiver:
         installation = event.data.get("installation")
         installation_id = installation.get("id") if isinstance(installation, Mapping) else None
         if isinstance(installation_id, int):
-            gh = self._access.for_installation(installation_id, event_received_at=received_at)
+            gh = self._access.for_installation(installation_id, event_received_at=work_started_at)
         else:
             gh = self._access.app_client()
         await self._router.dispatch(event, gh)

@@ -1,9 +1,12 @@
 """devhub's HTTP plumbing, once: errors, auth, permissions, paging, ETags, limits, faults.
 
 Every request to `/api/v3`, `/api/graphql` and the git paths goes through `api_middleware`, which
-applies GitHub's cross-cutting behaviour in a fixed order: authenticate, inject faults, enforce the
-rate limit, check the contract (strict mode), run the route, answer conditional GETs with 304, set
-GitHub's headers and record the request for `GET /_devhub/requests`.
+applies GitHub's cross-cutting behaviour in a fixed order: authenticate, check the request against
+the contract (strict mode, even when a fault then answers), inject faults, enforce the rate limit,
+run the route, answer conditional GETs with 304, check the response, apply faults that strike after
+the route did its work, set GitHub's headers and record the request for `GET /_devhub/requests`.
+A path no route serves gets GitHub's 404 and is recorded as unimplemented; in strict mode, the app
+asking for one is a contract violation.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ NOT_ACCESSIBLE = "Resource not accessible by integration"
 NEEDS_TRIAGE = "Must have admin rights to Repository."
 GIT_PATH = re.compile(r"^/[^/]+/[^/]+\.git(/.*)?$")
 KNOWN_STATUSES = frozenset(status.value for status in http.HTTPStatus)
+# Callers that are the app (its JWT, its installation tokens, a runner's narrowed token): in
+# strict mode, a request of theirs that devhub cannot serve is a contract violation.
+APP_PRINCIPALS = frozenset({"app", "installation"})
 
 Surface = Literal["rest", "graphql", "git"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -376,8 +382,12 @@ async def _apply_fault(ctx: Context, fault: Fault, request: web.Request) -> GitH
         }
         message = caller.rate_limit_message()
         return GitHubError(403, message, documentation_url=RATE_LIMIT_DOCS, headers=headers)
-    phrase = http.HTTPStatus(fault.status).phrase if fault.status in KNOWN_STATUSES else "Error"
-    return GitHubError(fault.status, phrase)
+    return _status_error(fault.status)
+
+
+def _status_error(status: int) -> GitHubError:
+    phrase = http.HTTPStatus(status).phrase if status in KNOWN_STATUSES else "Error"
+    return GitHubError(status, phrase)
 
 
 # The middleware
@@ -405,8 +415,8 @@ def fault_path(path: str) -> str:
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Apply GitHub's cross-cutting behaviour to every API and git request."""
     surface = surface_of(request.path)
-    if surface is None:
-        return await handler(request)
+    if surface is None and request.match_info.http_exception is None:
+        return await handler(request)  # the admin API, job logs, OIDC discovery
     ctx = context(request)
     started = time.perf_counter()
     request[REQUEST_ID] = _request_id()
@@ -421,8 +431,12 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         at=utcnow(),
     )
     ctx.state.requests.append(record)  # listed from the start; status 0 until answered
+    response: web.StreamResponse
     try:
-        response = await _serve(ctx, request, handler, surface, record)
+        if surface is None:
+            response = _unknown_path(ctx, request, record)
+        else:
+            response = await _serve(ctx, request, handler, surface, record)
         record.status = response.status
         return response
     except ConnectionResetFault:
@@ -457,12 +471,20 @@ async def _serve(
     bucket = ctx.limits.bucket(caller, resource)
     counts = surface != "git" and request.path != f"{API_PREFIX}/rate_limit"
     unimplemented = request.match_info.http_exception is not None
+    checked = surface == "rest" and ctx.openapi is not None
     response: web.StreamResponse
     fault = ctx.faults.take(request.method, fault_path(request.path))
-    injected = None
     if fault is not None:
         record.fault = fault.kind
         await ctx.faults.announce_hit()
+    if unimplemented:
+        _unimplemented_by_the_app(ctx, request, caller)
+    elif checked:
+        # Before any fault answers: what the app sent must be what GitHub accepts, whatever
+        # devhub then does with it.
+        await _check_request(ctx, request)
+    injected = None
+    if fault is not None and not fault.after:
         injected = await _apply_fault(ctx, fault, request)
     try:
         if injected is not None:
@@ -476,8 +498,6 @@ async def _serve(
             record.unimplemented = True
             LOG.warning("unimplemented: %s %s", request.method, request.path)
             raise not_found()
-        if surface == "rest" and ctx.openapi is not None:
-            await _check_request(ctx, request)
         response = await handler(request)
     except GitHubError as error:
         response = error.response()
@@ -485,10 +505,38 @@ async def _serve(
     if counts and response.status != 304:
         bucket.used += 1
         record.counted = True
+    if checked and not unimplemented and injected is None:
+        _check_response(ctx, request, response)
+    if fault is not None and fault.after:
+        response = _lose_answer(fault, request, response)
     if surface != "git":
         _github_headers(request, response, caller, bucket, resource)
-    if surface == "rest" and ctx.openapi is not None and not unimplemented and fault is None:
-        _check_response(ctx, request, response)
+    return response
+
+
+def _lose_answer(
+    fault: Fault, request: web.Request, response: web.StreamResponse
+) -> web.StreamResponse:
+    """Apply a `when: after` fault: the route did its work; the caller never learns of it."""
+    if fault.kind == "reset" or response.prepared:
+        # A streamed answer (git) is already on its way: dropping the connection is all that's left.
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetFault
+    return _status_error(fault.status).response()
+
+
+def _unknown_path(ctx: Context, request: web.Request, record: RequestRecord) -> web.Response:
+    """Answer a path devhub has no route for, outside the API prefixes, with GitHub's 404."""
+    caller, _problem = rest_auth.authenticate(
+        ctx.state, ctx.app, ctx.admin, ctx.admin_token, request
+    )
+    record.token_owner = caller.owner_label
+    record.unimplemented = True
+    LOG.warning("unimplemented: %s %s", request.method, request.path)
+    _unimplemented_by_the_app(ctx, request, caller)
+    response = not_found().response()
+    response.headers["x-github-request-id"] = request[REQUEST_ID]
     return response
 
 
@@ -529,8 +577,16 @@ def _github_headers(
         response.headers["x-oauth-scopes"] = "admin:org, repo, user, workflow"
 
 
+def _unimplemented_by_the_app(ctx: Context, request: web.Request, caller: Principal) -> None:
+    # Tests probe missing endpoints with people's tokens on purpose; the app never should.
+    if ctx.openapi is not None and caller.kind in APP_PRINCIPALS:
+        path = fault_path(request.path)
+        ctx.violation(f"request {request.method} {path}: devhub does not implement it")
+
+
 async def _check_request(ctx: Context, request: web.Request) -> None:
     assert ctx.openapi is not None
+    path = fault_path(request.path)
     body: object | None = None
     raw = await request.read()
     if raw:
@@ -538,7 +594,6 @@ async def _check_request(ctx: Context, request: web.Request) -> None:
             body = json.loads(raw)
         except ValueError:
             body = raw.decode(errors="replace")
-    path = fault_path(request.path)
     for problem in ctx.openapi.validate_request(request.method, path, request.query, body):
         ctx.violation(f"request {request.method} {path}: {problem}")
 

@@ -84,6 +84,9 @@ class RateLimits:
 
 
 FAULT_KINDS = ("status", "latency", "reset", "secondary_rate_limit", "primary_rate_limit")
+# `when`: before the route runs (nothing happens), or after it (the work is done, the answer lost).
+FAULT_TIMES = ("before", "after")
+AFTER_KINDS = ("status", "reset")
 
 
 @dataclass
@@ -98,6 +101,12 @@ class Fault:
     delay_ms: int = 500
     retry_after: int = 60
     times: int | None = 1
+    when: str = "before"
+
+    @property
+    def after(self) -> bool:
+        """Tell whether the route runs first and the fault replaces its answer."""
+        return self.when == "after"
 
     def to_json(self) -> dict[str, Any]:
         """Render the fault for the admin API."""
@@ -110,6 +119,7 @@ class Fault:
             "delay_ms": self.delay_ms,
             "retry_after": self.retry_after,
             "times": self.times,
+            "when": self.when,
         }
 
 
@@ -161,6 +171,11 @@ class Faults:
         times = spec.get("times", 1)
         if times is not None and (not _is_int(times) or times < 1):
             raise FaultSpecError("times must be a positive integer or null (forever)")
+        when = spec.get("when", "before")
+        if when not in FAULT_TIMES:
+            raise FaultSpecError(f"when must be one of {', '.join(FAULT_TIMES)}")
+        if when == "after" and kind not in AFTER_KINDS:
+            raise FaultSpecError(f"when=after applies to {' and '.join(AFTER_KINDS)} faults only")
         self._last_id += 1
         fault = Fault(
             self._last_id,
@@ -171,6 +186,7 @@ class Faults:
             delay_ms=numbers["delay_ms"] if numbers["delay_ms"] is not None else 500,
             retry_after=numbers["retry_after"] if numbers["retry_after"] is not None else 60,
             times=times,
+            when=when,
         )
         self.active.append(fault)
         return fault

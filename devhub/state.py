@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import itertools
 import secrets
+import string
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -27,6 +29,11 @@ OrgRole = Literal["admin", "member"]
 ISSUE_STATES = ("open", "closed")
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 APP_PERMISSION_LEVELS = {"read": 1, "write": 2, "admin": 3}
+# GitHub's token format: a prefix, 30 random base62 characters and a 6-character base62 CRC32 of
+# them (https://github.blog/engineering/platform-security/behind-githubs-new-authentication-token-formats/).
+TOKEN_ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
+TOKEN_ENTROPY_CHARS = 30
+TOKEN_CHECKSUM_CHARS = 6
 
 
 class Role(IntEnum):
@@ -76,6 +83,17 @@ def utcnow() -> datetime:
 def iso(moment: datetime | None) -> str | None:
     """Format a timestamp as GitHub does: ISO-8601 with a `Z`."""
     return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def mint_token(prefix: str) -> str:
+    """Return a new token in GitHub's format: `prefix` + 36 base62 characters, checksum last."""
+    entropy = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_ENTROPY_CHARS))
+    checksum = zlib.crc32(entropy.encode())
+    digits = []
+    for _ in range(TOKEN_CHECKSUM_CHARS):
+        checksum, digit = divmod(checksum, len(TOKEN_ALPHABET))
+        digits.append(TOKEN_ALPHABET[digit])
+    return prefix + entropy + "".join(reversed(digits))
 
 
 def node_id(prefix: str, number: int) -> str:
@@ -358,7 +376,7 @@ class State:
 
     def issue_user_token(self, account: Account) -> Token:
         """Mint a personal token (`ghp_...`) for a user or bot."""
-        token = Token("ghp_" + secrets.token_urlsafe(27), "user", account)
+        token = Token(mint_token("ghp_"), "user", account)
         self.tokens[token.value] = token
         return token
 
@@ -373,7 +391,7 @@ class State:
     ) -> Token:
         """Mint an installation access token (`ghs_...`) acting as the app's bot."""
         token = Token(
-            "ghs_" + secrets.token_urlsafe(27),
+            mint_token("ghs_"),
             "installation",
             bot,
             installation=installation,
