@@ -87,7 +87,19 @@ def find_marked(
     **fields: str | int,
 ) -> Mapping[str, Any] | None:
     """Return the first comment carrying a `kind` marker with `fields`, written by `author`."""
+    return next(iter(all_marked(comments, kind, author=author, **fields)), None)
+
+
+def all_marked(
+    comments: Iterable[Mapping[str, Any]],
+    kind: str,
+    *,
+    author: str | None = None,
+    **fields: str | int,
+) -> list[Mapping[str, Any]]:
+    """Return every comment carrying a `kind` marker with `fields`, written by `author`."""
     wanted = {key: str(value) for key, value in fields.items()}
+    found = []
     for comment in comments:
         # Only the app's own comments are trusted when `author` is given: anyone can type a
         # marker into a comment, but nobody else can post as `<slug>[bot]`.
@@ -97,8 +109,8 @@ def find_marked(
         if not isinstance(body, str):
             continue
         if any(marker.matches(kind, wanted) for marker in parse_markers(body)):
-            return comment
-    return None
+            found.append(comment)
+    return found
 
 
 def _written_by(comment: Mapping[str, Any], login: str) -> bool:

@@ -3,8 +3,12 @@
 The runner proves which repository it runs for with the OIDC token GitHub Actions gives the job
 (https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect).
 The app checks the signature against the issuer's published keys, the issuer, the audience and
-the times, then mints a token narrowed to that repository and to what a run needs. Tokens are
-never logged; a refusal says why in a few words and nothing more.
+the times, and that the job is the one coder starts: a `workflow_dispatch` run of the
+repository's runner workflow (`runner.workflow`, `.github/workflows/coder.yml` by default) on
+its default branch, by the `workflow_ref` and `job_workflow_ref` claims
+(https://docs.github.com/en/actions/reference/security/oidc). Every claim is checked before
+anything is minted; only then is a token minted, narrowed to that repository and to what a run
+needs. Tokens are never logged; a refusal says why in a few words and nothing more.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import gidgethub
 import jwt
 from aiohttp import web
 
+from app.known_repos import KnownRepositories, KnownRepository
+from app.repo_config import fetch_config
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
@@ -31,7 +38,22 @@ log = logging.getLogger(__name__)
 EXCHANGE_PATH = "/api/token"
 ALGORITHM = "RS256"
 LEEWAY_SECONDS = 60  # clock skew between GitHub's token service and this host
-REQUIRED_CLAIMS = ("exp", "iat", "nbf", "iss", "aud", "repository", "repository_id")
+REQUIRED_CLAIMS = (
+    "exp",
+    "iat",
+    "nbf",
+    "iss",
+    "aud",
+    "repository",
+    "repository_id",
+    "event_name",
+    "workflow_ref",
+    "job_workflow_ref",
+)
+# The app starts every run with `workflow_dispatch`; a token from any other event (a
+# `pull_request_target` job, a push) is not one of coder's jobs, whatever its workflow says.
+RUNNER_EVENT = "workflow_dispatch"
+WORKFLOWS_DIR = ".github/workflows"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 # An unknown `kid` refetches the keys (GitHub rotates them), but at most this often, so tokens
 # with made-up key ids cannot turn the app into a stream of requests to the issuer.
@@ -47,6 +69,7 @@ RUNNER_PERMISSIONS: Mapping[str, str] = {
     "metadata": "read",
 }
 REPO_INSTALLATION_URL = "/repos/{owner}/{repo}/installation"
+REPO_URL = "/repos/{owner}/{repo}"
 ACCESS_TOKENS_URL = "/app/installations/{installation_id}/access_tokens"
 
 # Refusal reasons: enough for an operator reading the job log, nothing an attacker can use.
@@ -62,6 +85,10 @@ WRONG_ISSUER = "the token is from another issuer"
 MISSING_CLAIM = "the token lacks the {claim} claim"
 BAD_REPOSITORY = "the token's repository claims are inconsistent"
 NOT_INSTALLED = "the app is not installed on the token's repository"
+WRONG_EVENT = f"the token is from a run not started by {RUNNER_EVENT}"
+WRONG_WORKFLOW = "the token is from another workflow than the repository's coder workflow"
+WRONG_REF = "the token is from a run on another ref than the default branch"
+CONFIG_INVALID = "the repository's .github/coder.yml is invalid"
 ISSUER_UNREACHABLE = "the OIDC issuer cannot be reached"
 GITHUB_UNREACHABLE = "GitHub cannot be reached"
 
@@ -85,7 +112,9 @@ class RunnerClaims:
     repository: str
     repository_id: int
     run_id: str | None
-    workflow_ref: str | None
+    event_name: str
+    workflow_ref: str
+    job_workflow_ref: str
 
 
 class IssuerKeys:
@@ -210,34 +239,139 @@ def _runner_claims(claims: Mapping[str, Any]) -> RunnerClaims:
     if not isinstance(repository, str) or repository.count("/") != 1 or not repository_id.isdigit():
         raise TokenRefusedError(BAD_REPOSITORY)
     run_id = claims.get("run_id")
-    workflow_ref = claims.get("workflow_ref")
     return RunnerClaims(
         repository=repository,
         repository_id=int(repository_id),
         run_id=str(run_id) if run_id is not None else None,
-        workflow_ref=str(workflow_ref) if workflow_ref is not None else None,
+        event_name=str(claims["event_name"]),
+        workflow_ref=str(claims["workflow_ref"]),
+        job_workflow_ref=str(claims["job_workflow_ref"]),
     )
+
+
+def workflow_refusal(claims: RunnerClaims, *, workflow_file: str, branch: str) -> str | None:
+    """Say why the token is not from `workflow_file` run on `branch` by dispatch, or None."""
+    if claims.event_name != RUNNER_EVENT:
+        return WRONG_EVENT
+    # `owner/repo/.github/workflows/coder.yml@refs/heads/main`; `job_workflow_ref` names a
+    # reusable workflow when the job calls one, and coder's job must not.
+    for ref in (claims.workflow_ref, claims.job_workflow_ref):
+        path, _, at = ref.rpartition("@")
+        owner, _, rest = path.partition("/")
+        repo, _, file_path = rest.partition("/")
+        # Owner and repository names are case-insensitive on GitHub; paths and refs are not.
+        if f"{owner}/{repo}".casefold() != claims.repository.casefold():
+            return WRONG_WORKFLOW
+        if file_path != f"{WORKFLOWS_DIR}/{workflow_file}":
+            return WRONG_WORKFLOW
+        if at != f"refs/heads/{branch}":
+            return WRONG_REF
+    return None
 
 
 class TokenExchange:
     """Turn a verified job token into an installation token for its one repository."""
 
-    def __init__(self, verifier: TokenVerifier, access: GitHubAccess) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        access: GitHubAccess,
+        known: KnownRepositories | None = None,
+    ) -> None:
         self._verifier = verifier
         self._access = access
+        self._known = known if known is not None else KnownRepositories()
 
     async def exchange(self, token: str) -> dict[str, Any]:
         """Return `{token, expires_at, repository, permissions}` for a valid job token."""
         claims = await self._verifier.verify(token)
+        if claims.event_name != RUNNER_EVENT:
+            raise TokenRefusedError(WRONG_EVENT)
+        # Every claim is settled before anything is minted (a refused token costs no token).
+        installation_id = self._known_installation(claims)
+        if installation_id is None:
+            installation_id = await self._look_up(claims)
+        minted = await self._mint(claims, installation_id)
+        repositories = minted.get("repositories") or []
+        names = {(r.get("id"), str(r.get("full_name", "")).casefold()) for r in repositories}
+        if names != {(claims.repository_id, claims.repository.casefold())}:
+            # Not expected after the checks above (a rename in between): the minted token
+            # never leaves this function and expires within the hour.
+            raise TokenRefusedError(BAD_REPOSITORY)
+        log.info(
+            "issued a token for %s to Actions run %s (%s)",
+            claims.repository,
+            claims.run_id or "-",
+            claims.workflow_ref,
+        )
+        return {
+            "token": minted["token"],
+            "expires_at": minted["expires_at"],
+            "repository": repositories[0]["full_name"],
+            "permissions": minted.get("permissions", dict(RUNNER_PERMISSIONS)),
+        }
+
+    def _known_installation(self, claims: RunnerClaims) -> int | None:
+        """Return the installation when signed webhooks and the app's dispatch vouch for all."""
+        known = self._known.get(claims.repository_id)
+        if known is None or known.full_name.casefold() != claims.repository.casefold():
+            return None
+        dispatched = self._known.dispatch_in(known.full_name)
+        if dispatched is None or dispatched.branch != known.default_branch:
+            return None
+        refusal = workflow_refusal(
+            claims, workflow_file=dispatched.workflow_file, branch=dispatched.branch
+        )
+        return known.installation_id if refusal is None else None
+
+    async def _look_up(self, claims: RunnerClaims) -> int:
+        """Ask GitHub what the memo could not vouch for; return the installation or refuse."""
         owner, repo = claims.repository.split("/")
-        app = self._access.app_client()
+        known = self._known.get(claims.repository_id)
+        if known is not None and known.full_name.casefold() == claims.repository.casefold():
+            installation_id = known.installation_id
+        else:
+            installation_id = await self._installation_of(owner, repo)
+        gh = self._access.for_installation(installation_id)
         try:
-            installation = await app.getitem(REPO_INSTALLATION_URL, {"owner": owner, "repo": repo})
-            # Narrowed by id, not name: GitHub then names the repository the id belongs to, and
-            # that must be the repository the token claims (a rename or a forged pair fails).
-            minted = await app.post(
+            repository = await gh.getitem(REPO_URL, {"owner": owner, "repo": repo})
+        except gidgethub.BadRequest as error:
+            if error.status_code in {403, 404}:
+                raise TokenRefusedError(NOT_INSTALLED) from None
+            raise
+        # The name is the repository GitHub has under that name now; its id must be the
+        # token's (a rename or a forged pair fails here, before any token exists).
+        if int(repository["id"]) != claims.repository_id:
+            raise TokenRefusedError(BAD_REPOSITORY)
+        full_name, branch = str(repository["full_name"]), str(repository["default_branch"])
+        self._known.remember(
+            KnownRepository(claims.repository_id, full_name, installation_id, branch)
+        )
+        config = (await fetch_config(gh, full_name, branch)).config
+        if config is None:
+            raise TokenRefusedError(CONFIG_INVALID)
+        refusal = workflow_refusal(claims, workflow_file=config.runner.workflow, branch=branch)
+        if refusal is not None:
+            raise TokenRefusedError(refusal)
+        return installation_id
+
+    async def _installation_of(self, owner: str, repo: str) -> int:
+        try:
+            installation = await self._access.app_client().getitem(
+                REPO_INSTALLATION_URL, {"owner": owner, "repo": repo}
+            )
+        except gidgethub.BadRequest as error:
+            if error.status_code == 404:
+                raise TokenRefusedError(NOT_INSTALLED) from None
+            raise
+        return int(installation["id"])
+
+    async def _mint(self, claims: RunnerClaims, installation_id: int) -> Mapping[str, Any]:
+        try:
+            # Narrowed by id, not name: GitHub then names the repository the id belongs to.
+            minted: Mapping[str, Any] = await self._access.app_client().post(
                 ACCESS_TOKENS_URL,
-                {"installation_id": str(installation["id"])},
+                {"installation_id": str(installation_id)},
                 data={
                     "repository_ids": [claims.repository_id],
                     "permissions": dict(RUNNER_PERMISSIONS),
@@ -247,36 +381,23 @@ class TokenExchange:
             if error.status_code in {404, 422}:
                 raise TokenRefusedError(NOT_INSTALLED) from None
             raise
-        repositories = minted.get("repositories") or []
-        names = {(r.get("id"), str(r.get("full_name", "")).casefold()) for r in repositories}
-        if names != {(claims.repository_id, claims.repository.casefold())}:
-            # The minted token never leaves this function and expires within the hour.
-            raise TokenRefusedError(BAD_REPOSITORY)
-        log.info(
-            "issued a token for %s to Actions run %s (%s)",
-            claims.repository,
-            claims.run_id or "-",
-            claims.workflow_ref or "-",
-        )
-        return {
-            "token": minted["token"],
-            "expires_at": minted["expires_at"],
-            "repository": repositories[0]["full_name"],
-            "permissions": minted.get("permissions", dict(RUNNER_PERMISSIONS)),
-        }
+        return minted
 
 
 TOKEN_EXCHANGE_KEY = web.AppKey("token_exchange", TokenExchange)
 
 
 def token_exchange(
-    settings: Settings, session: aiohttp.ClientSession, access: GitHubAccess
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    access: GitHubAccess,
+    known: KnownRepositories | None = None,
 ) -> TokenExchange:
     """Build the exchange for the configured issuer and audience."""
     issuer = settings.token_issuer
     keys = IssuerKeys(session, issuer)
     verifier = TokenVerifier(keys, issuer=issuer, audience=settings.oidc_audience)
-    return TokenExchange(verifier, access)
+    return TokenExchange(verifier, access, known)
 
 
 async def handle_token_request(request: web.Request) -> web.Response:

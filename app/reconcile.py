@@ -24,6 +24,7 @@ from gidgethub.routing import Router
 
 from app import checks, labels
 from app.briefing import RunBranch
+from app.dispatched_runs import DispatchedRuns, run_id_from_title
 from app.events import Model, Repository
 
 if TYPE_CHECKING:
@@ -38,12 +39,15 @@ log = logging.getLogger(__name__)
 
 router = Router()
 
-# `run-name: coder run ${{ inputs.run_id }}` in the workflow; run ids are 12 base32 characters.
-RUN_TITLE = re.compile(r"^coder run (?P<run_id>[a-z2-7]{12})$")
 # A job that succeeded completed its own check run. A skipped job may be another workflow's
 # normal business; if coder's was skipped, its workflow run ends `skipped` and says so.
 QUIET_JOB_CONCLUSIONS = frozenset({"success", "skipped"})
 QUIET_RUN_CONCLUSIONS = frozenset({"success"})
+RUNNING_ISSUES_PAGE = 100
+# The annotation GitHub puts on the check run of a job a person cancelled.
+CANCELLED_BY = re.compile(
+    r"^The run was canceled by @(?P<login>[A-Za-z0-9][A-Za-z0-9-]*(?:\[bot\])?)\.?$"
+)
 # How long a queued check run may wait for its workflow run to appear before the dispatch is
 # taken to be lost. Runs appear within seconds of a dispatch; queueing for a runner happens
 # inside the workflow run, so a long queue does not count against this.
@@ -57,7 +61,6 @@ CHECK_RUN_URL = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
 ISSUE_LABEL_URL = "/repos/{owner}/{repo}/issues/{number}/labels/{name}"
 RUNNING_ISSUES_URL = "/repos/{owner}/{repo}/issues{?labels,state,per_page}"
 PULL_URL = "/repos/{owner}/{repo}/pulls/{number}"
-WORKFLOW_RUNS_URL = "/repos/{owner}/{repo}/actions/runs{?event,per_page}"
 INSTALLATIONS_URL = "/app/installations{?per_page}"
 SEARCH_ISSUES_URL = "/search/issues{?q,per_page}"
 SEARCH_KINDS = ("is:issue", "is:pr")
@@ -67,6 +70,7 @@ REPO_URL = re.compile(r"/repos/(?P<repo>[^/]+/[^/]+)$")
 class _Job(Model):
     run_url: str
     html_url: str | None = None
+    check_run_url: str | None = None
     name: str = ""
     conclusion: str | None = None
 
@@ -81,6 +85,7 @@ class WorkflowJobCompleted(Model):
 class _WorkflowRun(Model):
     display_title: str = ""
     html_url: str | None = None
+    jobs_url: str | None = None
     conclusion: str | None = None
 
 
@@ -98,6 +103,8 @@ class Ending:
     job_conclusion: str | None
     what_happened: str
     link: str | None
+    # What `link` points at: the job, or (when no job could be found) the whole workflow run.
+    link_label: str = checks.JOB_LINK
 
 
 @dataclass
@@ -109,25 +116,43 @@ class PassReport:
     unlabelled: list[str] = field(default_factory=list)
 
 
-def run_id_from_title(title: str | None) -> str | None:
-    """Return the run id in a workflow run's title `coder run <id>`, or None if not coder's."""
-    match = RUN_TITLE.match(title or "")
-    return match["run_id"] if match else None
-
-
-def job_ending(job_name: str, conclusion: str | None, link: str | None) -> Ending:
+def job_ending(
+    job_name: str, conclusion: str | None, link: str | None, *, cancelled_by: str | None = None
+) -> Ending:
     """Describe a job that ended before coder-agent completed the check run."""
-    return _ended(f"The job `{job_name or 'coder agent'}`", conclusion, link)
+    subject = f"The job `{job_name or 'coder agent'}`"
+    if conclusion == "cancelled" and cancelled_by is not None:
+        what = f"{subject} was cancelled by @{cancelled_by} before coder-agent completed this "
+        return Ending(conclusion, what + "check run.", link)
+    return _ended(subject, conclusion, link)
+
+
+async def cancelled_by(gh: GitHubAPI, check_run_url: str | None) -> str | None:
+    """Return who cancelled a job, from GitHub's annotation on its check run, if a person did."""
+    if check_run_url is None:
+        return None
+    try:
+        annotations = await gh.getitem(f"{check_run_url}/annotations")
+    except gidgethub.HTTPException as error:
+        log.warning("could not read the annotations of %s: %s", check_run_url, error)
+        return None
+    for annotation in annotations:
+        match = CANCELLED_BY.match(str(annotation.get("message", "")).strip())
+        if match is not None:
+            return match["login"]
+    return None
 
 
 def workflow_run_ending(conclusion: str | None, link: str | None) -> Ending:
     """Describe a workflow run that ended before coder-agent completed the check run."""
-    return _ended("The workflow run", conclusion, link)
+    return _ended("The workflow run", conclusion, link, checks.WORKFLOW_RUN_LINK)
 
 
-def _ended(subject: str, conclusion: str | None, link: str | None) -> Ending:
+def _ended(
+    subject: str, conclusion: str | None, link: str | None, label: str = checks.JOB_LINK
+) -> Ending:
     what = f"{subject} ended `{conclusion or 'without a result'}`"
-    return Ending(conclusion, f"{what} before coder-agent completed this check run.", link)
+    return Ending(conclusion, f"{what} before coder-agent completed this check run.", link, label)
 
 
 def stale_ending(
@@ -168,7 +193,14 @@ async def close_after_job(event: Event, gh: GitHubAPI) -> None:
     if run_id is None:
         return
     ending = job_ending(job.name, job.conclusion, job.html_url)
-    await close_run(gh, completed.repository.full_name, run_id, ending)
+
+    async def with_canceller() -> Ending:
+        # Only a cancelled job, and only when its run is really left open: one more request.
+        by = await cancelled_by(gh, job.check_run_url)
+        return job_ending(job.name, job.conclusion, job.html_url, cancelled_by=by)
+
+    refine = with_canceller if job.conclusion == "cancelled" else None
+    await close_run(gh, completed.repository.full_name, run_id, ending, refine=refine)
 
 
 @router.register("workflow_run", action="completed")
@@ -180,22 +212,39 @@ async def close_after_workflow_run(event: Event, gh: GitHubAPI) -> None:
     if run_id is None or workflow_run.conclusion in QUIET_RUN_CONCLUSIONS:
         return
     ending = workflow_run_ending(workflow_run.conclusion, workflow_run.html_url)
-    await close_run(gh, completed.repository.full_name, run_id, ending)
+
+    async def with_job() -> Ending:
+        # One more request, and only for a run that really is left open.
+        return await _with_job_link(gh, {"jobs_url": workflow_run.jobs_url}, ending)
+
+    await close_run(gh, completed.repository.full_name, run_id, ending, refine=with_job)
 
 
-async def close_run(gh: GitHubAPI, repo: str, run_id: str, ending: Ending) -> bool:
-    """Complete run `run_id`'s check run if it is still open; return whether it was."""
+async def close_run(
+    gh: GitHubAPI,
+    repo: str,
+    run_id: str,
+    ending: Ending,
+    *,
+    refine: Callable[[], Awaitable[Ending]] | None = None,
+) -> bool:
+    """Complete run `run_id`'s check run if it is still open; return whether it was.
+
+    `refine` improves the ending (say, finds the job to link) once an open check run is found.
+    """
     owner, name = repo.split("/", 1)
-    issues = await gh.getitem(
-        RUNNING_ISSUES_URL,
-        {"owner": owner, "repo": name, "labels": labels.RUNNING, "state": "all", "per_page": 100},
-    )
+    query = {"owner": owner, "repo": name, "labels": labels.RUNNING, "state": "all"}
+    pages = gh.getiter(RUNNING_ISSUES_URL, {**query, "per_page": RUNNING_ISSUES_PAGE})
+    # Every page is read before anything changes: taking a label off shifts the pages.
+    issues = [issue async for issue in pages]
     for issue in issues:
         number = int(issue["number"])
         open_runs = await open_check_runs(gh, repo, number, is_pull=_is_pull(issue))
         mine = [run for run in open_runs if run.get("external_id") == run_id]
         if not mine:
             continue
+        if refine is not None:
+            ending = await refine()
         for check_run in mine:
             await complete_check_run(gh, repo, check_run, ending)
         if len(mine) == len(open_runs):
@@ -232,7 +281,10 @@ async def complete_check_run(
     """Complete a check run with how its job ended."""
     owner, name = repo.split("/", 1)
     update = checks.reconciled_update(
-        job_conclusion=ending.job_conclusion, what_happened=ending.what_happened, link=ending.link
+        job_conclusion=ending.job_conclusion,
+        what_happened=ending.what_happened,
+        link=ending.link,
+        link_label=ending.link_label,
     )
     where = {"owner": owner, "repo": name, "check_run_id": str(check_run["id"])}
     await gh.patch(CHECK_RUN_URL, where, data=update)
@@ -266,7 +318,7 @@ async def reconcile_installation(
     gh: GitHubAPI, scope: str, now: datetime, report: PassReport
 ) -> None:
     """Reconcile every issue or pull request labelled `coder:running` in one account."""
-    workflow_runs: dict[str, dict[str, Mapping[str, Any]]] = {}
+    workflow_runs: dict[str, DispatchedRuns] = {}
     found = []
     # GitHub's issue search wants `is:issue` or `is:pr`, never both in one query
     # (422 otherwise); pull requests carry the label while a review-like run works on them.
@@ -275,58 +327,77 @@ async def reconcile_installation(
         # Read every page before changing labels, which would shift the pages under us.
         pages = gh.getiter(SEARCH_ISSUES_URL, {"q": query, "per_page": 100})
         found += [issue async for issue in pages]
-    for issue in found:
-        repo = repo_of_issue(issue)
-        if repo is None:
-            continue
-        report.issues += 1
-        number = int(issue["number"])
-        open_runs = await open_check_runs(gh, repo, number, is_pull=_is_pull(issue))
-        still_open = 0
-        for check_run in open_runs:
-            if repo not in workflow_runs:
-                workflow_runs[repo] = await coder_workflow_runs(gh, repo)
-            workflow_run = workflow_runs[repo].get(str(check_run.get("external_id")))
-            ending = stale_ending(check_run, workflow_run, now)
-            if ending is None:
-                still_open += 1
+    try:
+        for issue in found:
+            repo = repo_of_issue(issue)
+            if repo is None:
                 continue
-            if workflow_run is not None:
-                ending = await _with_job_link(gh, workflow_run, ending)
-            await complete_check_run(gh, repo, check_run, ending)
-            report.closed.append(str(check_run.get("external_id")))
-        if still_open == 0:
-            await remove_running_label(gh, repo, number)
-            report.unlabelled.append(f"{repo}#{number}")
+            report.issues += 1
+            if repo not in workflow_runs:
+                workflow_runs[repo] = DispatchedRuns(gh, repo)
+            dispatched = workflow_runs[repo]
+            await _reconcile_issue(gh, repo, issue, dispatched=dispatched, now=now, report=report)
+    finally:
+        for runs in workflow_runs.values():
+            await runs.close()
+
+
+async def _reconcile_issue(
+    gh: GitHubAPI,
+    repo: str,
+    issue: Mapping[str, Any],
+    *,
+    dispatched: DispatchedRuns,
+    now: datetime,
+    report: PassReport,
+) -> None:
+    number = int(issue["number"])
+    open_runs = await open_check_runs(gh, repo, number, is_pull=_is_pull(issue))
+    still_open = 0
+    for check_run in open_runs:
+        found = await dispatched.lookup(check_run)
+        ending = stale_ending(check_run, found.workflow_run, now) if found.decided else None
+        if ending is None:
+            still_open += 1
+            continue
+        if found.workflow_run is not None:
+            ending = await _with_job_link(gh, found.workflow_run, ending)
+        await complete_check_run(gh, repo, check_run, ending)
+        report.closed.append(str(check_run.get("external_id")))
+    if still_open == 0:
+        await remove_running_label(gh, repo, number)
+        report.unlabelled.append(f"{repo}#{number}")
 
 
 async def _with_job_link(gh: GitHubAPI, workflow_run: Mapping[str, Any], ending: Ending) -> Ending:
-    """Point the ending at the job that failed rather than the whole workflow run."""
+    """Point the ending at the job that did not succeed; else keep the run's, and say so."""
     jobs_url = workflow_run.get("jobs_url")
     if not isinstance(jobs_url, str):
         return ending
-    answer = await gh.getitem(jobs_url)
+    try:
+        answer = await gh.getitem(jobs_url)
+    except gidgethub.HTTPException as error:
+        log.warning("could not list the jobs of %s: %s", workflow_run.get("html_url"), error)
+        return ending
     jobs = [job for job in answer.get("jobs", []) if job.get("conclusion") != "success"]
     if not jobs:
         return ending
     job = jobs[0]
-    return job_ending(str(job.get("name", "")), job.get("conclusion"), job.get("html_url"))
+    conclusion = job.get("conclusion")
+    by = await cancelled_by(gh, job.get("check_run_url")) if conclusion == "cancelled" else None
+    return job_ending(str(job.get("name", "")), conclusion, job.get("html_url"), cancelled_by=by)
 
 
 async def coder_workflow_runs(gh: GitHubAPI, repo: str) -> dict[str, Mapping[str, Any]]:
-    """Return the repository's recent dispatched workflow runs by coder run id (ETag-cached)."""
-    owner, name = repo.split("/", 1)
-    answer = await gh.getitem(
-        WORKFLOW_RUNS_URL,
-        {"owner": owner, "repo": name, "event": "workflow_dispatch", "per_page": 100},
-    )
-    runs: dict[str, Mapping[str, Any]] = {}
-    for workflow_run in answer.get("workflow_runs", []):
-        run_id = run_id_from_title(workflow_run.get("display_title"))
-        # Newest first: keep the latest attempt of each run.
-        if run_id is not None and run_id not in runs:
-            runs[run_id] = workflow_run
-    return runs
+    """Return the repository's newest page of dispatched workflow runs by coder run id.
+
+    Only the newest page: a run missing from it may still exist (`DispatchedRuns.lookup`).
+    """
+    runs = DispatchedRuns(gh, repo)
+    try:
+        return await runs.newest()
+    finally:
+        await runs.close()
 
 
 async def reconcile_forever(

@@ -40,6 +40,7 @@ from app.develop import (
     latest,
 )
 from app.github import create_once
+from app.known_repos import remember_dispatch
 from app.once import add_running_label, check_run_once, comment_once, nothing, update_check_run
 from app.reconcile import check_runs_on, remove_running_label, run_branches
 
@@ -217,7 +218,9 @@ async def open_run(gh: GitHubAPI, plan: RunPlan, claimed: RunBranch, bot_login: 
         if not abandoned(str(pull["created_at"]), datetime.now(UTC)):
             return
         log.warning("run %s: finishing a claim left half-done", plan.run_id)
-    body = checks.queued_check_run(queued(plan, str(pull["html_url"])), claimed.head_sha)
+    body = checks.queued_check_run(
+        queued(plan, str(pull["html_url"])), claimed.head_sha, text=plan.config_record
+    )
     check_run = await check_run_once(gh, plan.repo, body, look_first=False)
     await add_running_label(gh, plan.repo, plan.issue_number)
     await dispatch(
@@ -305,6 +308,8 @@ async def dispatch(
         "runs_on": checks.runs_on_json(plan.runs_on),
     }
     where = {**plan.where, "workflow": plan.workflow_file}
+    # Before the job can exist: its token exchange then checks its workflow against this.
+    remember_dispatch(plan.repo, plan.workflow_file, plan.default_branch)
     try:
         # Never resent after an ambiguous failure: a second dispatch would start a second job.
         # A run whose job never starts is failed, visibly, by the reconcile loop.

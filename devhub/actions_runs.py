@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from devhub import checks
 from devhub.pulls import pull_brief_json, pulls_for_sha
@@ -259,9 +259,20 @@ def finish_job(ctx: Context, job: Job, conclusion: str, *, text: str | None = No
             conclusion=conclusion,
             completed_at=now,
             output={"title": title, "summary": job.summary or title, "text": text},
+            annotations=cancel_annotations(job.run, conclusion),
         )
         checks.update_run(ctx, job.run.repo, job.check_run, change, job.run.actor)
     emit_job(ctx, "completed", job)
+
+
+def cancel_annotations(run: WorkflowRun, conclusion: str) -> list[dict[str, Any]]:
+    """Return the annotation GitHub puts on a job a person cancelled, naming who did."""
+    if conclusion != "cancelled" or run.cancelled_by is None:
+        return []
+    # GitHub's own words, on the job's check run (shown as the run's annotation).
+    message = f"The run was canceled by @{run.cancelled_by}."
+    where = {"path": ".github", "start_line": 1, "end_line": 1}
+    return [{**where, "annotation_level": "failure", "message": message}]
 
 
 def finish_run(ctx: Context, run: WorkflowRun, conclusion: str | None = None) -> None:

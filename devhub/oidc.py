@@ -39,6 +39,8 @@ JWKS_PATH = ISSUER_PATH + "/.well-known/jwks"
 ID_TOKEN_PATH = ISSUER_PATH + "/idtoken"
 KEY_FILE = "oidc-signing-key.pem"
 KEY_FILE_MODE = 0o600
+# The workflow `mint` names when a test does not: the one devhub's local runner runs for coder.
+MINTED_WORKFLOW_PATH = ".github/workflows/coder.yml"
 # GitHub's tokens: `nbf` ten minutes before `iat` (clock skew), `exp` five minutes after it.
 LIFETIME_SECONDS = 300
 NOT_BEFORE_SECONDS = 600
@@ -146,7 +148,12 @@ class OidcIssuer:
         }
 
     def job_claims(self, ctx: Context, job: Job, audience: str | None) -> dict[str, Any]:
-        """Return GitHub's claims for a running job."""
+        """Return GitHub's claims for a running job.
+
+        As on GitHub, `workflow_ref` is `owner/repo/<workflow path>@<ref>` and `event_name` the
+        run's event; `job_workflow_ref` is the same as `workflow_ref` because devhub runs no
+        reusable workflows (on GitHub it names the called workflow when there is one).
+        """
         run = job.run
         repo = run.repo
         workflow_ref = f"{repo.full_name}/{run.workflow_path}@{run.ref}"
@@ -181,7 +188,9 @@ class OidcIssuer:
         """Sign a token with chosen claims (tests: wrong repository, audience, expired, ...).
 
         Claims not given get GitHub-like defaults; a claim given as None is left out. A
-        `repository` with no `sub` gets `sub` = `repo:<repository>:ref:<ref>`.
+        `repository` with no `sub` gets `sub` = `repo:<repository>:ref:<ref>`, and
+        `workflow_ref` = `job_workflow_ref` = `<repository>/.github/workflows/coder.yml@<ref>`
+        (a `workflow_dispatch` of coder's workflow, as devhub's runner would give it).
         """
         repository = str(claims.get("repository") or "")
         owner = repository.split("/", 1)[0]
@@ -194,6 +203,8 @@ class OidcIssuer:
         if repository:
             merged["sub"] = f"repo:{repository}:ref:{ref}"
             merged["repository_owner"] = owner
+            workflow_ref = f"{repository}/{MINTED_WORKFLOW_PATH}@{ref}"
+            merged["workflow_ref"] = merged["job_workflow_ref"] = workflow_ref
         merged |= claims
         return self.sign({k: v for k, v in merged.items() if v is not None})
 

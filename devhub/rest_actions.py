@@ -204,7 +204,7 @@ async def cancel_run(request: web.Request) -> web.Response:
     run = _find_run(access.repo, request)
     if run.status == "completed":
         raise GitHubError(409, CANNOT_CANCEL)
-    await _runner(request).cancel(run)
+    await _runner(request).cancel(run, by=access.caller.owner_label)
     return json_response({}, status=202)
 
 

@@ -365,8 +365,10 @@ class LocalRunner:
 
     # control
 
-    async def cancel(self, run: WorkflowRun) -> None:
+    async def cancel(self, run: WorkflowRun, *, by: str | None = None) -> None:
         """Ask a run to stop; a running step gets SIGINT (see `_terminate`)."""
+        if not run.cancel_requested:
+            run.cancelled_by = by
         run.cancel_requested = True
         for job in run.jobs:
             stop = self._stops.get(job.id)

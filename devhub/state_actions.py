@@ -96,6 +96,7 @@ class WorkflowRun:
     executes: bool = False  # True when devhub runs a job of it locally
     note: str = ""  # why devhub does not run it, when it does not
     cancel_requested: bool = False
+    cancelled_by: str | None = None  # the login that asked (`POST .../cancel`), if a person did
     jobs: list[Job] = field(default_factory=list)
 
     @property

@@ -121,6 +121,11 @@ async def test_a_broken_app_key_is_a_clear_error(stand):
     async with ClientSession() as session:
         with pytest.raises(AuthError, match="CODER_PRIVATE_KEY is not a usable RSA key"):
             await obtain_token(session, reach, policy=POLICY, sleep=no_sleep)
+    probot_named = AppKeySource(1, "not a key", "PRIVATE_KEY")
+    reach = Reach("acme/widgets", stand.url, stand.url + "/graphql", None, probot_named, 9)
+    async with ClientSession() as session:
+        with pytest.raises(AuthError, match=r"^PRIVATE_KEY is not a usable RSA key"):
+            await obtain_token(session, reach, policy=POLICY, sleep=no_sleep)
 
 
 def test_the_fallback_asks_for_what_the_app_grants_through_oidc():

@@ -104,6 +104,41 @@ def test_the_app_key_is_the_fallback(tmp_path):
     assert env.reach.app_key.private_key.count("\n") == 2  # one-line secrets get their newlines
 
 
+def test_the_fallback_also_takes_probots_secret_names(tmp_path):
+    key = "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----"
+    env = load_env(environment(tmp_path, CODER_APP_URL="", APP_ID="34", PRIVATE_KEY=key))
+    assert env.reach.app_key is not None
+    assert (env.reach.app_key.app_id, env.reach.app_key.private_key_name) == (34, "PRIVATE_KEY")
+    assert env.reach.app_key.private_key.count("\n") == 2
+
+
+def test_coders_own_secret_names_come_first(tmp_path):
+    env = load_env(
+        environment(
+            tmp_path,
+            CODER_APP_URL="",
+            CODER_APP_ID="12",
+            CODER_PRIVATE_KEY="coder's key",
+            APP_ID="34",
+            PRIVATE_KEY="another app's key",
+        )
+    )
+    assert env.reach.app_key is not None
+    assert (env.reach.app_key.app_id, env.reach.app_key.private_key) == (12, "coder's key")
+    # An empty CODER_ secret (unset in the repository) lets the other name through.
+    env = load_env(
+        environment(tmp_path, CODER_APP_URL="", CODER_APP_ID="", APP_ID="34", PRIVATE_KEY="k")
+    )
+    assert env.reach.app_key is not None
+    assert env.reach.app_key.app_id == 34
+
+
+def test_a_bad_app_id_is_named_as_it_was_set(tmp_path):
+    with pytest.raises(EnvError, match="APP_ID must be the app's numeric id") as caught:
+        load_env(environment(tmp_path, APP_ID="my-app", PRIVATE_KEY="k"))
+    assert "CODER_APP_ID" not in str(caught.value)
+
+
 def test_a_failure_keeps_what_is_needed_to_report_it(tmp_path):
     with pytest.raises(EnvError) as caught:
         load_env(environment(tmp_path, CODER_ISSUE="x"))

@@ -96,6 +96,21 @@ def result(**overrides):
             "limits.run_minutes",
         ),
         (
+            {"agent": Finished(-15, StopReason.IDLE), "tests": None},
+            Conclusion.TIMED_OUT,
+            "; its work so far is pushed (0123456789ab).",
+        ),
+        (
+            {
+                "agent": Finished(-15, StopReason.RUN_LIMIT),
+                "tests": None,
+                "changed_files": (),
+                "commit_sha": None,
+            },
+            Conclusion.TIMED_OUT,
+            "; it had changed nothing, so nothing was pushed.",
+        ),
+        (
             {"stuck_question": "Which flag name?", "tests": None},
             Conclusion.ACTION_REQUIRED,
             "asks: Which flag name?",

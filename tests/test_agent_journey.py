@@ -128,6 +128,22 @@ async def test_cancelling_the_job_stops_the_agent_it_started(devhub, admin, org,
     assert "coder-agent was cancelled; the agent was stopped" in job_log
     assert await exited(agent_pid)
 
+    # The app hears the job ended and closes the run's check run: cancelled, and by whom.
+    delivery = await devhub.wait_for_delivery(event="workflow_job", action="completed")
+    assert await app_server.queue.wait_for(delivery.guid) == "ok"
+    (pull,) = await get(owner, f"/repos/{REPO}/pulls?state=all")
+    (check_run,) = (
+        await get(owner, f"/repos/{REPO}/commits/{pull['head']['sha']}/check-runs?filter=all")
+    )["check_runs"]
+    assert (check_run["name"], check_run["status"]) == ("coder/develop", "completed")
+    assert check_run["conclusion"] == "cancelled"
+    summary = check_run["output"]["summary"]
+    assert "The job `coder agent` was cancelled by @alice" in summary
+    [job] = finished.jobs
+    assert check_run["details_url"] == f"{devhub.url}/{REPO}/actions/runs/{running.id}/job/{job.id}"
+    labels = await get(owner, f"/repos/{REPO}/issues/{issue['number']}/labels")
+    assert "coder:running" not in {label["name"] for label in labels}
+
 
 async def exited(pid, timeout=5.0):
     """Wait until process `pid` has terminated (a zombie counts); False if it never does."""

@@ -50,6 +50,20 @@ async def test_the_first_update_goes_out_at_once_and_later_ones_wait_for_the_win
     assert coalescer.published == 2
 
 
+async def test_an_edit_made_elsewhere_starts_the_window():
+    clock = ManualClock(start=0.0)
+    record = Recorder(clock)
+    coalescer = Coalescer(record, clock=clock, interval=15.0)
+    coalescer.published_elsewhere()  # the runner's start edit of the same check run
+    coalescer.submit("a")
+    await clock.wait_for_sleepers(1)
+    assert record.published == []
+    await clock.advance(15.0)
+    await record.wait_for(1)
+    assert record.published == [(15.0, "a")]
+    await coalescer.close()
+
+
 async def test_close_lands_the_final_state_at_once():
     clock = ManualClock(start=0.0)
     record = Recorder(clock)

@@ -177,6 +177,11 @@ class Run:
         self.stdout = io.StringIO()
 
     def environ(self, **overrides):
+        """The job's environment; an override of None leaves that variable out."""
+        merged = {**self._environ(), **overrides}
+        return {key: value for key, value in merged.items() if value is not None}
+
+    def _environ(self):
         hub = self.setup.devhub
         env = {
             "PATH": os.environ["PATH"],
@@ -198,7 +203,7 @@ class Run:
             "CODER_APP_ID": str(hub.app_id),
             "CODER_PRIVATE_KEY": hub.private_key_path.read_text(),
         }
-        return {**env, **overrides}
+        return env
 
     async def execute(self, clock=None, **overrides):
         environ = self.environ(**overrides)
@@ -284,6 +289,23 @@ async def test_a_run_that_works_ends_green_on_the_pushed_commit(setup):
     assert "The tests passed." in run.summary.read_text()
 
 
+async def test_the_fallback_works_with_probots_secret_names(setup):
+    await setup.put_file(".github/coder.yml", config())
+    await setup.put_file("tools/agent.py", GOOD_AGENT)
+    run = await setup.run()
+    coder_names = run.environ()
+    assert (
+        await run.execute(
+            CODER_APP_ID=None,
+            CODER_PRIVATE_KEY=None,
+            APP_ID=coder_names["CODER_APP_ID"],
+            PRIVATE_KEY=coder_names["CODER_PRIVATE_KEY"],
+        )
+        == EXIT_OK
+    )
+    assert (await run.pull_now())["draft"] is False
+
+
 async def test_the_token_is_masked_first_and_never_printed_or_kept(setup):
     await setup.put_file(".github/coder.yml", config())
     await setup.put_file("tools/agent.py", GOOD_AGENT)
@@ -330,6 +352,27 @@ async def test_an_agent_that_changes_nothing_fails_and_pushes_nothing(setup):
     assert "coder:running" not in await run.issue_labels()
 
 
+async def test_an_agent_that_exits_non_zero_is_red_with_the_reason(setup):
+    await setup.put_file(".github/coder.yml", config())
+    agent = "import sys\nprint('STATUS: giving up', flush=True)\nsys.exit(3)\n"
+    await setup.put_file("tools/agent.py", agent)
+    run = await setup.run()
+
+    assert await run.execute() == EXIT_RUN_FAILED
+
+    pull = await run.pull_now()
+    assert pull["head"]["sha"] == run.initial_sha
+    assert pull["draft"] is True
+    reason = "The implementer agent failed (exit code 3)."
+    assert f"**Status:** Still a draft: {reason}" in pull["body"]
+    (check_run,) = await run.check_runs(run.initial_sha)
+    assert (check_run["status"], check_run["conclusion"]) == ("completed", "failure")
+    assert check_run["output"]["summary"].startswith(f"**{reason}**")
+    assert "| Commit | none pushed |" in check_run["output"]["summary"]
+    assert run.outputs() == {"conclusion": "failure", "commit": "", "pr": str(pull["number"])}
+    assert "coder:running" not in await run.issue_labels()
+
+
 async def test_failing_tests_leave_a_draft_with_the_tail(setup):
     await setup.put_file(".github/coder.yml", config(tests="echo 'boom: 1 failed'; exit 3"))
     await setup.put_file("tools/agent.py", GOOD_AGENT)
@@ -373,6 +416,65 @@ async def test_a_hung_agent_is_stopped_and_its_run_times_out(setup):
     assert execution.result() == EXIT_RUN_FAILED
     (check_run,) = await run.check_runs(run.initial_sha)
     assert check_run["conclusion"] == "timed_out"
+    assert "; it had changed nothing, so nothing was pushed." in check_run["output"]["summary"]
+    assert "coder:running" not in await run.issue_labels()
+
+
+HUNG_AFTER_WORK_AGENT = """\
+import pathlib, socket, time
+pathlib.Path("partial.txt").write_text("half of it\\n")
+print("STATUS: wrote half of it", flush=True)
+with socket.create_connection(("127.0.0.1", {port})) as report:
+    report.sendall(b"written")
+time.sleep(3600)
+"""
+
+
+async def test_a_hung_agent_has_its_work_so_far_pushed_and_times_out(setup):
+    written = asyncio.Event()
+
+    async def agent_reports(reader, writer):
+        await reader.read()
+        written.set()
+        writer.close()
+
+    server = await asyncio.start_server(agent_reports, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    await setup.put_file(".github/coder.yml", config())
+    await setup.put_file(IDLE_AGENT_FILE, HUNG_AFTER_WORK_AGENT.format(port=port))
+    run = await setup.run()
+    clock = ManualClock()
+    execution = asyncio.create_task(run.execute(clock=clock))
+    # The clock moves only once the agent has written its file and is hanging.
+    reported = asyncio.create_task(written.wait())
+    await asyncio.wait({execution, reported}, return_when=asyncio.FIRST_COMPLETED)
+    assert written.is_set(), "the run ended before the agent wrote its file"
+    while not execution.done():
+        await clock.advance(60)
+        await asyncio.sleep(0.01)
+    server.close()
+    assert execution.result() == EXIT_RUN_FAILED
+
+    pull = await run.pull_now()
+    head = pull["head"]["sha"]
+    assert head != run.initial_sha
+    assert pull["draft"] is True
+    files = await setup.get(f"/repos/{REPO}/pulls/{pull['number']}/files")
+    assert [file["filename"] for file in files] == ["partial.txt"]
+    commit = await setup.get(f"/repos/{REPO}/git/commits/{head}")
+    assert parse_trailers(commit["message"])["Coder-Run"] == run.snapshot.run_id
+    (carried,) = await run.check_runs(head)
+    assert (carried["status"], carried["conclusion"]) == ("completed", "timed_out")
+    reason = (
+        "The implementer agent printed nothing for too long (limits.idle_minutes); "
+        f"its work so far is pushed ({head[:12]})."
+    )
+    assert carried["output"]["summary"].startswith(f"**{reason}**")
+    assert "| Tests | not run |" in carried["output"]["summary"]
+    (old,) = await run.check_runs(run.initial_sha)
+    assert (old["conclusion"], old["output"]["title"]) == ("neutral", f"Continued on {head[:12]}")
+    assert f"**Status:** Still a draft: {reason}" in pull["body"]
+    assert run.outputs() == {"conclusion": "timed_out", "commit": head, "pr": str(pull["number"])}
     assert "coder:running" not in await run.issue_labels()
 
 

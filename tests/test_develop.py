@@ -134,10 +134,17 @@ async def test_a_bot_is_refused_unless_allow_listed(journey, admin):
     bot = await admin.create_user("helper[bot]", "Bot")
     await admin.add_collaborator(REPO, bot.login, "write")
     number = await journey.issue()
-    await journey.label(number, token=bot.token)
+    delivery = await journey.label(number, token=bot.token)
     comments = await journey.comments(number)
+    assert [c["user"]["login"] for c in comments] == ["coder[bot]"]
     assert markers_of(comments)[0][0] == "refusal"
     assert "allowed_bots" in comments[0]["body"]
+    assert await journey.branches(number) == []
+    assert await journey.pulls() == []
+    # A redelivery, to a fresh replica with an empty dedupe cache, posts nothing more.
+    assert await redeliver_to_fresh_replica(journey, delivery.id) == "ok"
+    assert [c["id"] for c in await journey.comments(number)] == [comments[0]["id"]]
+    assert await journey.branches(number) == []
 
 
 async def test_a_forged_refusal_marker_does_not_silence_the_app(journey, admin):
@@ -163,11 +170,10 @@ async def test_an_invalid_config_fails_a_check_run_at_the_line(journey):
     number = await journey.issue()
     await journey.label(number)
     assert await journey.branches(number) == []
-    # Only the run's own check run: a config change has its own (`coder/config`) as well.
-    runs = [run for run in await journey.check_runs("main") if run["name"] == "coder/develop"]
-    assert len(runs) == 1
+    # The push put `coder/config` on the commit; the trigger points there and adds no other.
+    runs = await journey.check_runs("main")
+    assert [(run["name"], run["conclusion"]) for run in runs] == [("coder/config", "failure")]
     check_run = runs[0]
-    assert (check_run["name"], check_run["conclusion"]) == ("coder/develop", "failure")
     annotations = await journey.get(f"/repos/{REPO}/check-runs/{check_run['id']}/annotations")
     assert [(a["path"], a["start_line"]) for a in annotations] == [(CONFIG_PATH, 4)]
     comments = await journey.comments(number)
@@ -243,7 +249,7 @@ async def label_for_replicas(journey, receiver, number):
 # token at the app and marks the check run in progress), then works until it is stopped.
 TEMPLATE = Path(__file__).parents[1] / "workflows-templates" / "coder.yml"
 FAKE_AGENT = """
-import json, os, sys, time, urllib.error, urllib.request
+import base64, json, os, sys, time, urllib.error, urllib.request
 
 def call(method, url, headers=None, body=None):
     data = None if body is None else json.dumps(body).encode()
@@ -264,6 +270,10 @@ if mode == "exchange":
     id_token_url = os.environ["ACTIONS_ID_TOKEN_REQUEST_URL"] + "&audience=coder"
     bearer = {"Authorization": "bearer " + os.environ["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]}
     _, id_token = call("GET", id_token_url, bearer)
+    payload = id_token["value"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    wanted = ("event_name", "workflow_ref", "job_workflow_ref")
+    report["claims"] = {name: claims.get(name) for name in wanted}
     app_url = os.environ["CODER_APP_URL"] + "/api/token"
     status, answer = call("POST", app_url, {"Authorization": "Bearer " + id_token["value"]})
     report["exchange"] = {"status": status, "repository": answer.get("repository"),
@@ -454,6 +464,27 @@ async def test_a_label_added_after_a_run_finished_starts_attempt_two(journey, fa
     assert names == [base, f"{base}-2"]
     assert len(await journey.pulls()) == 2
     assert len(await workflow_runs(journey)) == 2
+
+
+async def test_each_label_after_a_finished_run_starts_the_next_attempt(journey, fake_runner, org):
+    await install_workflow(journey)
+    number = await journey.issue()
+    gh = journey.app_server.access.for_installation(org.installation_id)
+    base = f"refs/heads/coder/{number}-fix-the-frobnicator"
+    expected = [base, f"{base}-2", f"{base}-3"]
+    for attempt in range(1, 4):
+        await journey.label(number)
+        refs = {b["ref"]: b["object"]["sha"] for b in await journey.branches(number)}
+        assert sorted(refs) == expected[:attempt]
+        [check_run] = await journey.check_runs(refs[expected[attempt - 1]])
+        assert check_run["status"] == "queued"
+        # The attempt's job finishes (green), and someone asks again.
+        update = {"conclusion": "success"}
+        await gh.patch(f"/repos/{REPO}/check-runs/{check_run['id']}", data=update)
+        await journey.rest.delete(f"/repos/{REPO}/issues/{number}/labels/coder:develop")
+    heads = sorted(pull["head"]["ref"] for pull in await journey.pulls())
+    assert heads == [ref.removeprefix("refs/heads/") for ref in expected]
+    assert len(await workflow_runs(journey)) == 3
 
 
 async def test_an_allow_listed_bot_starts_a_run(journey, admin, fake_runner):

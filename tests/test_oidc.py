@@ -1,5 +1,6 @@
 """Actions OIDC tokens: verified against a local issuer, then exchanged at `POST /api/token`."""
 
+import base64
 import logging
 import time
 from dataclasses import dataclass, field
@@ -12,11 +13,14 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app import oidc
+from app.installation import ensure_labels
 from app.oidc import IssuerKeys, IssuerUnavailableError, TokenRefusedError, TokenVerifier
 from app.settings import load_settings
 from tests.support.app import serve_app
+from tests.test_develop import FakeRunner, Journey, install_workflow
 
 AUDIENCE = "coder"
+CODER_WORKFLOW_REF = "acme/widgets/.github/workflows/coder.yml@refs/heads/main"
 RUNNER_PERMISSIONS = {
     "contents": "write",
     "pull_requests": "write",
@@ -64,6 +68,9 @@ class Issuer:
             "repository": "acme/widgets",
             "repository_id": "7",
             "run_id": "99",
+            "event_name": "workflow_dispatch",
+            "workflow_ref": CODER_WORKFLOW_REF,
+            "job_workflow_ref": CODER_WORKFLOW_REF,
         } | overrides
 
     def sign(self, key=None, kid="k1", algorithm="RS256", **overrides):
@@ -142,6 +149,9 @@ async def refusal(verifier, token):
         ({"repository": None}, "the token lacks the repository claim"),
         ({"repository_id": None}, "the token lacks the repository_id claim"),
         ({"exp": None}, "the token lacks the exp claim"),
+        ({"event_name": None}, "the token lacks the event_name claim"),
+        ({"workflow_ref": None}, "the token lacks the workflow_ref claim"),
+        ({"job_workflow_ref": None}, "the token lacks the job_workflow_ref claim"),
         ({"repository_id": "seven"}, oidc.BAD_REPOSITORY),
         ({"repository": "widgets"}, oidc.BAD_REPOSITORY),
     ],
@@ -242,8 +252,40 @@ async def ask(app_server, token):
 
 
 def job_token(issuer, repo, **overrides):
-    claims = {"repository": repo["full_name"], "repository_id": str(repo["id"])} | overrides
-    return issuer.sign(**claims)
+    workflow_ref = f"{repo['full_name']}/.github/workflows/coder.yml@refs/heads/main"
+    claims = {
+        "repository": repo["full_name"],
+        "repository_id": str(repo["id"]),
+        "workflow_ref": workflow_ref,
+        "job_workflow_ref": workflow_ref,
+    }
+    return issuer.sign(**(claims | overrides))
+
+
+@pytest.fixture
+def ask_without_minting(exchange_app, admin, devhub, org):
+    """Ask for a token; return the answer, after checking no token was minted for it.
+
+    The app's own installation token is fetched first (a replica handling webhooks has one),
+    so any `access_tokens` POST while the request is answered would be a runner token.
+    """
+
+    async def asked(token):
+        await exchange_app.access.tokens.get(org.installation_id)
+        before = len(await admin.requests())
+        narrowed_before = narrowed_tokens(devhub)
+        answer = await ask(exchange_app, token)
+        requests = (await admin.requests())[before:]
+        assert [r for r in requests if r["path"].endswith("/access_tokens")] == []
+        assert narrowed_tokens(devhub) == narrowed_before
+        return answer
+
+    return asked
+
+
+def narrowed_tokens(devhub):
+    """The installation tokens devhub has issued narrowed to repositories (runner tokens)."""
+    return [t for t in devhub.state.tokens.values() if t.repository_ids is not None]
 
 
 async def test_a_job_gets_a_token_for_its_repository_only(
@@ -267,15 +309,17 @@ async def test_a_job_gets_a_token_for_its_repository_only(
     assert jwt_value not in caplog.text
 
 
-async def test_a_repository_outside_the_installation_is_refused(exchange_app, issuer, repos):
-    status, answer = await ask(exchange_app, job_token(issuer, repos["elsewhere"]))
+async def test_a_repository_outside_the_installation_is_refused(ask_without_minting, issuer, repos):
+    status, answer = await ask_without_minting(job_token(issuer, repos["elsewhere"]))
     assert (status, answer) == (401, {"message": oidc.NOT_INSTALLED})
 
 
-async def test_a_repository_name_and_id_that_disagree_are_refused(exchange_app, issuer, repos):
+async def test_a_repository_name_and_id_that_disagree_are_refused_before_minting(
+    ask_without_minting, issuer, repos
+):
     # The name of one installed repository with the id of another.
     forged = job_token(issuer, repos["widgets"], repository_id=str(repos["gadgets"]["id"]))
-    status, answer = await ask(exchange_app, forged)
+    status, answer = await ask_without_minting(forged)
     assert (status, answer) == (401, {"message": oidc.BAD_REPOSITORY})
 
 
@@ -288,10 +332,73 @@ async def test_a_repository_name_and_id_that_disagree_are_refused(exchange_app, 
     ],
 )
 async def test_bad_tokens_get_401_with_only_the_reason(
-    exchange_app, issuer, repos, overrides, reason
+    ask_without_minting, issuer, repos, overrides, reason
 ):
-    status, answer = await ask(exchange_app, job_token(issuer, repos["widgets"], **overrides))
+    token = job_token(issuer, repos["widgets"], **overrides)
+    status, answer = await ask_without_minting(token)
     assert (status, answer) == (401, {"message": reason})
+
+
+ELSEWHERE = "acme/widgets/.github/workflows/ci.yml@refs/heads/main"
+ON_A_BRANCH = "acme/widgets/.github/workflows/coder.yml@refs/heads/feature"
+REUSABLE = "evil/tools/.github/workflows/coder.yml@refs/heads/main"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        # Another workflow file of the same repository (anyone who may push a workflow).
+        ({"workflow_ref": ELSEWHERE, "job_workflow_ref": ELSEWHERE}, oidc.WRONG_WORKFLOW),
+        # coder's workflow file, as changed on another branch and dispatched there.
+        ({"workflow_ref": ON_A_BRANCH, "job_workflow_ref": ON_A_BRANCH}, oidc.WRONG_REF),
+        # coder's workflow calling a reusable workflow from elsewhere for the job.
+        ({"job_workflow_ref": REUSABLE}, oidc.WRONG_WORKFLOW),
+        # A job a pull request started, even in coder's own workflow file.
+        ({"event_name": "pull_request_target"}, oidc.WRONG_EVENT),
+        ({"event_name": "push"}, oidc.WRONG_EVENT),
+    ],
+)
+async def test_only_coders_dispatched_workflow_on_the_default_branch_gets_a_token(
+    ask_without_minting, issuer, repos, overrides, reason
+):
+    token = job_token(issuer, repos["widgets"], **overrides)
+    status, answer = await ask_without_minting(token)
+    assert (status, answer) == (401, {"message": reason})
+
+
+async def test_the_configured_runner_workflow_is_the_one_that_counts(
+    exchange_app, issuer, repos, admin, org
+):
+    content = base64.b64encode(b"runner: {workflow: agents.yml}\n").decode()
+    status, _, answer = await admin.rest(org.owner.token).put(
+        "/repos/acme/widgets/contents/.github/coder.yml",
+        {"message": "use agents.yml", "content": content},
+    )
+    assert status == 201, answer
+    agents = "acme/widgets/.github/workflows/agents.yml@refs/heads/main"
+    token = job_token(issuer, repos["widgets"], workflow_ref=agents, job_workflow_ref=agents)
+    assert (await ask(exchange_app, token))[0] == 200
+    default = job_token(issuer, repos["widgets"])
+    assert await ask(exchange_app, default) == (401, {"message": oidc.WRONG_WORKFLOW})
+
+
+def test_workflow_refs_are_compared_as_github_does():
+    claims = oidc.RunnerClaims(
+        repository="Acme/Widgets",
+        repository_id=7,
+        run_id="1",
+        event_name="workflow_dispatch",
+        workflow_ref="acme/widgets/.github/workflows/coder.yml@refs/heads/main",
+        job_workflow_ref="ACME/widgets/.github/workflows/coder.yml@refs/heads/main",
+    )
+    # Owner and repository names ignore case; the path and the ref do not.
+    assert oidc.workflow_refusal(claims, workflow_file="coder.yml", branch="main") is None
+    assert oidc.workflow_refusal(claims, workflow_file="Coder.yml", branch="main") == (
+        oidc.WRONG_WORKFLOW
+    )
+    assert oidc.workflow_refusal(claims, workflow_file="coder.yml", branch="Main") == (
+        oidc.WRONG_REF
+    )
 
 
 async def test_a_missing_bearer_is_refused(exchange_app):
@@ -348,3 +455,43 @@ async def test_bad_devhub_tokens_are_refused(app_server, devhub_tokens, claims, 
 async def test_a_tampered_devhub_token_is_refused(app_server, devhub_tokens):
     status, answer = await ask(app_server, tamper(devhub_tokens()))
     assert (status, answer) == (401, {"message": oidc.BAD_SIGNATURE})
+
+
+# The whole path: the app dispatched the job, so it already knows everything the token claims.
+
+
+@pytest.fixture
+async def exchanging_runner(devhub, tmp_path):
+    runner = await FakeRunner().start(devhub, tmp_path, "exchange")
+    yield runner
+    await runner.close()
+
+
+async def test_a_job_the_app_dispatched_costs_one_call_to_exchange(
+    devhub, admin, org, app_server, exchanging_runner
+):
+    await ensure_labels(app_server.access.for_installation(org.installation_id), "acme/widgets")
+    journey = Journey(devhub, admin, org, app_server)
+    await install_workflow(journey)
+    number = await journey.issue()
+    before = len(await admin.requests())
+    await journey.label(number)
+    report = await exchanging_runner.reports.get()
+    assert report["exchange"]["status"] == 200
+    # devhub's runner gives the job GitHub's claims for a dispatched run of coder's workflow.
+    assert report["claims"] == {
+        "event_name": "workflow_dispatch",
+        "workflow_ref": CODER_WORKFLOW_REF,
+        "job_workflow_ref": CODER_WORKFLOW_REF,
+    }
+    requests = (await admin.requests())[before:]
+    with_jwt = [
+        (r["method"], r["path"].removeprefix("/api/v3"))
+        for r in requests
+        if str(r["token_owner"]).startswith("app/") and r["path"] != "/api/v3/app"
+    ]
+    assert with_jwt == [("POST", f"/app/installations/{org.installation_id}/access_tokens")]
+    repo_reads = [
+        r for r in requests if r["method"] == "GET" and r["path"] == "/api/v3/repos/acme/widgets"
+    ]
+    assert repo_reads == []

@@ -1,18 +1,19 @@
 """Reconcile on devhub: stale runs and labels are closed, and an idle pass is nearly free."""
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app import reconcile
+from app import dispatched_runs, reconcile
 from app.installation import ensure_labels
 from app.oidc import RUNNER_PERMISSIONS
 from app.reconcile import STALE_DISPATCH_SECONDS, reconcile_once
 from app.server import RECONCILE_TASK
 from app.settings import load_settings
 from tests.support.app import serve_app
-from tests.test_develop import REPO, FakeRunner, Journey, install_workflow
+from tests.test_develop import REPO, FakeRunner, Journey, deliver_to_all, install_workflow
 
 LATER = timedelta(seconds=STALE_DISPATCH_SECONDS + 60)
 
@@ -79,16 +80,21 @@ async def exchanging_runner(devhub, tmp_path):
     await runner.close()
 
 
-async def start_and_kill(journey, runner, *, job_events=True):
-    """Start a run whose job exchanges its token and starts work, then kill its runner.
-
-    Without `job_events`, the app does not hear of the dead job (its webhooks go nowhere), as
-    when a delivery is lost: only the reconcile pass can notice.
-    """
+async def start_run(journey, runner):
+    """Start a run whose job exchanges its token and starts work; return its issue and report."""
     await install_workflow(journey)
     number = await journey.issue()
     await journey.label(number)
-    report = await runner.reports.get()
+    return number, await runner.reports.get()
+
+
+async def start_and_kill(journey, runner, *, job_events=True, before_kill=None, webhooks_to=None):
+    """Start a run whose job exchanges its token and starts work, then kill its runner.
+
+    Without `job_events`, the app does not hear of the dead job (its webhooks go nowhere, or to
+    `webhooks_to`), as when a delivery is lost: only the reconcile pass can notice.
+    """
+    number, report = await start_run(journey, runner)
     assert report["exchange"] == {
         "status": 200,
         "repository": REPO,
@@ -100,8 +106,10 @@ async def start_and_kill(journey, runner, *, job_events=True):
     [check_run] = await journey.check_runs(head)
     assert check_run["status"] == "in_progress"
     run_id = int(report["GITHUB_RUN_ID"])
+    if before_kill is not None:
+        await before_kill()
     if not job_events:
-        journey.devhub.webhook_url = None
+        journey.devhub.webhook_url = webhooks_to
     assert await journey.devhub.kill_runner(run_id)
     workflow_run = await journey.devhub.wait_for_run(run_id)
     assert workflow_run.conclusion == "failure"
@@ -142,6 +150,132 @@ async def test_a_killed_runner_is_failed_from_its_job_event(journey, exchanging_
     delivery = await journey.devhub.wait_for_delivery(event="workflow_run", action="completed")
     assert await journey.app_server.queue.wait_for(delivery.guid) == "ok"
     await assert_closed_with_job_link(journey, number, head)
+
+
+async def only_to_the_app(journey, receiver, event, action="completed"):
+    """Send the app one delivery the receiver caught (the others are lost); wait for it."""
+    await journey.devhub.wait_for_delivery(event=event, action=action)
+    [received] = [
+        r
+        for r in receiver.received
+        if r.headers["X-GitHub-Event"] == event and json.loads(r.body).get("action") == action
+    ]
+    assert await deliver_to_all([journey.app_server], received) == ["ok"]
+
+
+async def test_a_workflow_run_event_alone_closes_the_run_with_a_link_to_its_job(
+    journey, exchanging_runner, receiver
+):
+    number, head, _ = await start_and_kill(
+        journey, exchanging_runner, job_events=False, webhooks_to=receiver.url
+    )
+    # Only the workflow run's event reaches the app (the job's was lost).
+    await only_to_the_app(journey, receiver, "workflow_run")
+    await assert_closed_with_job_link(journey, number, head)
+    [check_run] = await journey.check_runs(head)
+    assert "The job: " in check_run["output"]["summary"]
+
+
+async def test_without_its_jobs_the_workflow_run_is_linked_and_named(
+    journey, exchanging_runner, admin, receiver
+):
+    number, head, _ = await start_and_kill(
+        journey, exchanging_runner, job_events=False, webhooks_to=receiver.url
+    )
+    await admin.add_fault(kind="status", status=404, method="GET", path="/jobs$", times=None)
+    await only_to_the_app(journey, receiver, "workflow_run")
+    [check_run] = await journey.check_runs(head)
+    assert (check_run["status"], check_run["conclusion"]) == ("completed", "failure")
+    [run] = (await journey.get(f"/repos/{REPO}/actions/runs"))["workflow_runs"]
+    assert check_run["details_url"] == run["html_url"]
+    summary = check_run["output"]["summary"]
+    assert "The workflow run ended `failure`" in summary
+    assert f"The workflow run (no job of it could be found): {run['html_url']}" in summary
+    assert "coder:running" not in await journey.issue_labels(number)
+
+
+async def test_the_run_is_found_past_the_first_page_of_running_issues(
+    journey, exchanging_runner, monkeypatch
+):
+    monkeypatch.setattr(reconcile, "RUNNING_ISSUES_PAGE", 1)
+
+    async def another_running_issue():
+        # Newer, so it comes first: the run's own issue is on the second page.
+        other = await journey.issue(title="Something else")
+        status, _, _ = await journey.rest.post(
+            f"/repos/{REPO}/issues/{other}/labels", {"labels": ["coder:running"]}
+        )
+        assert status == 200
+
+    number, head, _ = await start_and_kill(
+        journey, exchanging_runner, before_kill=another_running_issue
+    )
+    delivery = await journey.devhub.wait_for_delivery(event="workflow_job", action="completed")
+    assert await journey.app_server.queue.wait_for(delivery.guid) == "ok"
+    await assert_closed_with_job_link(journey, number, head)
+
+
+OTHER_WORKFLOW = """\
+name: other
+on: workflow_dispatch
+permissions: {}
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo hello
+"""
+
+
+async def dispatch_other_runs(journey, count):
+    """Dispatch a workflow that is not coder's `count` times (newer runs than coder's)."""
+    await journey.put_file(".github/workflows/other.yml", OTHER_WORKFLOW)
+    journey.devhub.webhook_url = None  # their events are none of the app's business here
+    for _ in range(count):
+        status, _, answer = await journey.rest.post(
+            f"/repos/{REPO}/actions/workflows/other.yml/dispatches", {"ref": "main"}
+        )
+        assert status == 204, answer
+
+
+async def test_a_live_run_older_than_the_first_page_of_runs_is_not_failed(
+    journey, exchanging_runner, monkeypatch
+):
+    monkeypatch.setattr(dispatched_runs, "WORKFLOW_RUNS_PAGE", 2)
+    number, report = await start_run(journey, exchanging_runner)
+    await dispatch_other_runs(journey, 3)
+    runs = (await journey.get(f"/repos/{REPO}/actions/runs?per_page=100"))["workflow_runs"]
+    assert [r["id"] for r in runs][-1] == int(report["GITHUB_RUN_ID"])  # the oldest of four
+    # Long after its dispatch: a run not found would be failed as never started.
+    report_pass = await reconcile_once(journey.app_server.access, now=datetime.now(UTC) + LATER)
+    assert report_pass.closed == []
+    [branch] = await journey.branches(number)
+    [check_run] = await journey.check_runs(branch["object"]["sha"])
+    assert check_run["status"] == "in_progress"
+    assert "coder:running" in await journey.issue_labels(number)
+
+
+async def test_a_run_its_check_run_links_is_read_directly(
+    journey, exchanging_runner, monkeypatch, admin, org
+):
+    monkeypatch.setattr(dispatched_runs, "WORKFLOW_RUNS_PAGE", 1)
+    monkeypatch.setattr(dispatched_runs, "MAX_WORKFLOW_RUN_PAGES", 1)
+    number, report = await start_run(journey, exchanging_runner)
+    await dispatch_other_runs(journey, 2)
+    [branch] = await journey.branches(number)
+    [check_run] = await journey.check_runs(branch["object"]["sha"])
+    # What the real runner does when it starts: point the check run at its Actions run.
+    actions_run = f"{journey.devhub.url}/{REPO}/actions/runs/{report['GITHUB_RUN_ID']}"
+    gh = journey.app_server.access.for_installation(org.installation_id)
+    await gh.patch(f"/repos/{REPO}/check-runs/{check_run['id']}", data={"details_url": actions_run})
+    before = len(await admin.requests())
+    report_pass = await reconcile_once(journey.app_server.access, now=datetime.now(UTC) + LATER)
+    assert report_pass.closed == []
+    reads = [r["path"] for r in (await admin.requests())[before:] if "/actions/runs" in r["path"]]
+    assert reads == [
+        f"/api/v3/repos/{REPO}/actions/runs",
+        f"/api/v3/repos/{REPO}/actions/runs/{report['GITHUB_RUN_ID']}",
+    ]
 
 
 class StopAfter:

@@ -137,7 +137,7 @@ async def mint_with_app_key(
         auth = AppAuth(app_key.app_id, app_key.private_key)
     except (ValueError, TypeError) as error:
         raise AuthError(
-            f"CODER_PRIVATE_KEY is not a usable RSA key ({type(error).__name__})"
+            f"{app_key.private_key_name} is not a usable RSA key ({type(error).__name__})"
         ) from None
     jwt = auth.jwt()
     gh = RunnerGitHub(

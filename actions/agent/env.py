@@ -28,6 +28,9 @@ DEFAULT_SERVER_URL = "https://github.com"
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_GRAPHQL_URL = "https://api.github.com/graphql"
 # (environment variable, workflow_dispatch input) for each id the app dispatches.
+# The fallback's secrets, coder's own names first, then Probot's (`APP_ID`, `PRIVATE_KEY`).
+APP_ID_NAMES = ("CODER_APP_ID", "APP_ID")
+PRIVATE_KEY_NAMES = ("CODER_PRIVATE_KEY", "PRIVATE_KEY")
 ID_SOURCES = {
     "run_id": ("CODER_RUN_ID", "run_id"),
     "issue": ("CODER_ISSUE", "issue"),
@@ -51,6 +54,8 @@ class AppKeySource:
 
     app_id: int
     private_key: str
+    # The variable the key came from, so a bad key is named as the user set it.
+    private_key_name: str = "CODER_PRIVATE_KEY"
 
 
 @dataclass(frozen=True)
@@ -197,20 +202,30 @@ def _auth_sources(
     if request_url and request_token and app_url:
         oidc = OidcSource(request_url, request_token, app_url.rstrip("/"))
     app_key = None
-    app_id, private_key = values.get("CODER_APP_ID", ""), values.get("CODER_PRIVATE_KEY", "")
+    id_name, app_id = _first_set(values, APP_ID_NAMES)
+    key_name, private_key = _first_set(values, PRIVATE_KEY_NAMES)
     if app_id and private_key and not app_id.strip().isdigit():
-        problems.append("CODER_APP_ID must be the app's numeric id")
+        problems.append(f"{id_name} must be the app's numeric id")
         return oidc, None
     if app_id and private_key:
         # Secrets pasted into one line often carry literal "\n" instead of newlines.
         key = private_key if "\n" in private_key else private_key.replace("\\n", "\n")
-        app_key = AppKeySource(int(app_id.strip()), key)
+        app_key = AppKeySource(int(app_id.strip()), key, key_name)
     if oidc is None and app_key is None:
         problems.append(
             "no way to get a token: the job needs `permissions: id-token: write` and the "
-            "CODER_APP_URL variable (or the CODER_APP_ID and CODER_PRIVATE_KEY secrets)"
+            "CODER_APP_URL variable (or the CODER_APP_ID and CODER_PRIVATE_KEY secrets, "
+            "or APP_ID and PRIVATE_KEY)"
         )
     return oidc, app_key
+
+
+def _first_set(values: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str]:
+    """Return the first of `names` that is set, and its value (the first name if none is)."""
+    for name in names:
+        if name in values:
+            return name, values[name]
+    return names[0], ""
 
 
 def _path(value: str | None) -> Path | None:

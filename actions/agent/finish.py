@@ -126,7 +126,7 @@ def conclude(result: RunResult) -> tuple[Conclusion, str]:
             if agent.stopped is StopReason.IDLE
             else "ran out of time (limits.run_minutes)"
         )
-        return Conclusion.TIMED_OUT, f"The {result.agent_role} agent {limit}; its work is pushed."
+        return Conclusion.TIMED_OUT, f"The {result.agent_role} agent {limit}; {_kept(result)}."
     if result.tests is not None and result.tests.run_deadline_hit:
         return Conclusion.TIMED_OUT, "The run ran out of time while the tests ran."
     if result.stuck_question is not None:
@@ -165,6 +165,13 @@ def conclude(result: RunResult) -> tuple[Conclusion, str]:
     if not result.tests.passed:
         return Conclusion.FAILURE, f"The tests failed (exit code {result.tests.exit_code})."
     return Conclusion.SUCCESS, "The tests passed."
+
+
+def _kept(result: RunResult) -> str:
+    """Say what became of a stopped run's work: pushed (and where), or that there was none."""
+    if result.commit_sha is not None and result.changed_files:
+        return f"its work so far is pushed ({result.commit_sha[:12]})"
+    return "it had changed nothing, so nothing was pushed"
 
 
 def render_title(conclusion: Conclusion, result: RunResult) -> str:

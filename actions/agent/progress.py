@@ -61,6 +61,10 @@ class Coalescer(Generic[T]):
             self._task = asyncio.create_task(self._loop())
         self._wake.set()
 
+    def published_elsewhere(self) -> None:
+        """Note an edit of the same target made outside this coalescer: the next one waits."""
+        self._last_published = self._clock.now()
+
     async def close(self) -> None:
         """Publish the newest state at once if it has not been, then stop."""
         await self._stop()
@@ -165,6 +169,10 @@ class ProgressReporter:
         """Return how many progress edits reached GitHub."""
         body_edits = 0 if self._pull_body is None else self._pull_body.published
         return self._check_run.published + body_edits
+
+    def check_run_started(self) -> None:
+        """Note the runner's own start edit of the check run, so progress waits its 15 s."""
+        self._check_run.published_elsewhere()
 
     async def stop_check_run(self) -> None:
         """Stop editing the check run (the finish step writes its final state)."""
