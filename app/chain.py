@@ -28,6 +28,7 @@ from app import checks, replies, split
 from app.artifacts import ResearchArtifact, check_input, load_artifact, parse_artifact_block
 from app.briefing import Snapshot, parse_run_request, snapshot_from_commit
 from app.config import ACCEPTS, CoderConfig
+from app.config_check import config_check_run
 from app.develop import (
     APP_ACCESS,
     RunRequest,
@@ -41,6 +42,7 @@ from app.gate import start_run
 from app.ids import run_id as make_run_id
 from app.once import check_run_once, comment_once, where
 from app.repo_config import fetch_config
+from app.runs import base_of
 from app.triggers import fetch_subject
 
 if TYPE_CHECKING:
@@ -60,6 +62,8 @@ THEN_KEY = "then:"
 RUN_BRANCH = re.compile(r"^coder/(?P<number>[0-9]+)-")
 NO_SNAPSHOT = "the finished run's snapshot could not be found, so its subject is unknown"
 NO_PULL = "{workflow} works on a pull request, and run {run_id} has none"
+SUCCESS = "success"
+NEUTRAL = "neutral"
 
 
 class _Output(Model):
@@ -104,10 +108,28 @@ class CheckRunCompleted(Model):
 
 def is_our_success(check_run: FinishedCheckRun, app_id: int) -> bool:
     """Tell whether a check run is a coder run of this app that succeeded (pure)."""
+    return check_run.conclusion == SUCCESS and _ours(check_run, app_id)
+
+
+def is_our_unverified_end(check_run: FinishedCheckRun, app_id: int) -> bool:
+    """Tell whether a check run is the `neutral` end of a coder run of this app (pure).
+
+    A run that pushed work its repository has no tests for ends `neutral`: it did the work but
+    nothing checked it. The carried-away, duplicate and input check runs are `neutral` too, but
+    only a run's end carries an artifact.
+    """
+    return (
+        check_run.conclusion == NEUTRAL
+        and _ours(check_run, app_id)
+        and check_run.name != checks.check_name(checks.INPUT_CHECK)
+        and parse_artifact_block(check_run.output.text) is not None
+    )
+
+
+def _ours(check_run: FinishedCheckRun, app_id: int) -> bool:
     # Any app may name a check run `coder/...`; only ours carry our runs.
     return (
-        check_run.conclusion == "success"
-        and check_run.name.startswith(checks.CHECK_PREFIX)
+        check_run.name.startswith(checks.CHECK_PREFIX)
         and bool(check_run.external_id)
         and check_run.app is not None
         and check_run.app.id == app_id
@@ -126,20 +148,21 @@ async def follow_run(event: Event, gh: GitHubAPI) -> None:
     completed = CheckRunCompleted.from_payload(event.data)
     check_run, repo = completed.check_run, completed.repository
     access = APP_ACCESS.get()
-    if not is_our_success(check_run, access.settings.app_id):
+    app_id = access.settings.app_id
+    unverified = is_our_unverified_end(check_run, app_id)
+    if not unverified and not is_our_success(check_run, app_id):
         return
     result = await fetch_config(gh, repo.full_name, repo.default_branch)
+    name = check_run.name.removeprefix(checks.CHECK_PREFIX)
     if result.config is None:
-        log.warning(
-            "run %s in %s: the config is invalid; nothing follows it",
-            check_run.external_id,
-            repo.full_name,
-        )
+        await config_invalid(gh, completed, result, await access.bot_login())
         return
     config = result.config
-    name = check_run.name.removeprefix(checks.CHECK_PREFIX)
     workflow = config.workflows.get(name)
     if workflow is None:
+        return
+    if unverified:
+        await hold_follow_ups(gh, completed, workflow, await access.bot_login())
         return
     number = subject_number(check_run, workflow)
     artifact = load_artifact(check_run.output.text)
@@ -161,6 +184,87 @@ async def follow_run(event: Event, gh: GitHubAPI) -> None:
     following = (snapshot.then if snapshot is not None else None) or workflow.then
     if following is not None:
         await start_next(gh, completed, snapshot, following, result)
+
+
+async def hold_follow_ups(
+    gh: GitHubAPI, completed: CheckRunCompleted, workflow: Workflow, bot_login: str
+) -> None:
+    """Say where an unverified (`neutral`) run's `then:` and `auto_split` did not happen.
+
+    `then:` starts the next workflow when a run succeeds (DESIGN §5), and a run nothing tested
+    has not: the next workflow's check run says so (neutral), and so does the issue for a split.
+    """
+    check_run, repo = completed.check_run, completed.repository
+    name = check_run.name.removeprefix(checks.CHECK_PREFIX)
+    previous = str(check_run.external_id)
+    why = check_run.output.title or "ended neutral"
+    number = subject_number(check_run, workflow)
+    if workflow.auto_split and number is not None:
+        artifact = load_artifact(check_run.output.text)
+        if split.proposals_of(artifact):
+            reply = replies.split_held(run_id=previous, workflow=name, why=why)
+            await comment_once(gh, repo.full_name, number, reply, bot_login)
+    following = await _following(gh, completed, workflow)
+    if following is None:
+        return
+    body = checks.chain_held_check_run(
+        workflow=following,
+        run_id=make_run_id(repo.full_name, following, number or 0, f"{THEN_KEY}{previous}"),
+        head_sha=check_run.head_sha,
+        after=previous,
+        why=why,
+    )
+    log.info("run %s in %s: %s not started, the run is unverified", previous, repo.full_name, name)
+    await check_run_once(gh, repo.full_name, body, look_first=True)
+
+
+async def config_invalid(
+    gh: GitHubAPI, completed: CheckRunCompleted, result: ConfigResult, bot_login: str
+) -> None:
+    """Say that nothing can follow a run while the config is invalid, pointing at coder/config.
+
+    The next workflow, when the run's own request names one, gets a red check run; otherwise
+    the broken file cannot say what would follow, and the subject gets one marked comment.
+    """
+    check_run, repo = completed.check_run, completed.repository
+    previous = str(check_run.external_id)
+    base = await base_of(gh, repo.full_name, repo.default_branch)
+    config_run = await config_check_run(
+        gh, repo.full_name, base.sha, result, branch=repo.default_branch
+    )
+    link = (config_run or {}).get("html_url")
+    snapshot = await run_snapshot(gh, repo.full_name, repo.default_branch, check_run)
+    number = snapshot.issue_number if snapshot is not None else None
+    log.warning("run %s in %s: the config is invalid; nothing follows it", previous, repo.full_name)
+    if snapshot is not None and snapshot.then is not None:
+        body = checks.chain_config_invalid_check_run(
+            result.errors,
+            workflow=snapshot.then,
+            run_id=make_run_id(repo.full_name, snapshot.then, number or 0, f"{THEN_KEY}{previous}"),
+            head_sha=check_run.head_sha,
+            after=previous,
+            branch=repo.default_branch,
+            config_check_url=link,
+        )
+        await check_run_once(gh, repo.full_name, body, look_first=True)
+        return
+    number = number or (check_run.pull_requests[0].number if check_run.pull_requests else None)
+    if number is None:
+        return
+    reply = replies.follow_ups_held(
+        run_id=previous, errors=result.errors, branch=repo.default_branch, check_run_url=link
+    )
+    await comment_once(gh, repo.full_name, number, reply, bot_login)
+
+
+async def _following(gh: GitHubAPI, completed: CheckRunCompleted, workflow: Workflow) -> str | None:
+    check_run = completed.check_run
+    name = check_run.name.removeprefix(checks.CHECK_PREFIX)
+    if workflow.then is None and not may_hand_on(check_run.check_suite.head_branch, name):
+        return None
+    repo = completed.repository
+    snapshot = await run_snapshot(gh, repo.full_name, repo.default_branch, check_run)
+    return (snapshot.then if snapshot is not None else None) or workflow.then
 
 
 def subject_number(check_run: FinishedCheckRun, workflow: Workflow) -> int | None:

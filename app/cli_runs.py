@@ -29,6 +29,11 @@ COMMENTS_URL = "/repos/{owner}/{repo}/issues/{number}/comments"
 RUN_REFS_URL = "/repos/{owner}/{repo}/git/matching-refs/heads/coder/"
 OPEN_PULLS_URL = "/repos/{owner}/{repo}/pulls{?state,per_page}"
 CHECK_RUNS_URL = "/repos/{owner}/{repo}/commits/{sha}/check-runs{?filter,per_page}"
+CLOSED_PULLS_URL = "/repos/{owner}/{repo}/pulls{?state,sort,direction,per_page}"
+CLOSED_PULLS_QUERY = {"state": "closed", "sort": "updated", "direction": "desc", "per_page": "100"}
+PULL_COMMITS_URL = "/repos/{owner}/{repo}/pulls/{number}/commits{?per_page}"
+SEARCH_ISSUES_URL = "/search/issues{?q,per_page}"
+RUN_BRANCH_PREFIX = "coder/"
 API_URL_HELP = "The REST API's base URL (default: from GH_HOST, else https://api.github.com)."
 
 
@@ -120,7 +125,7 @@ async def ask_for_run(
     input_json: str | None,
 ) -> str:
     """Add the workflow's label, or post its `/coder` command; return what was done."""
-    from app.commands import render_command  # noqa: PLC0415 - keep `coder --help` fast
+    from app.command_parser import render_command  # noqa: PLC0415 - keep `coder --help` fast
     from app.repo_config import fetch_config  # noqa: PLC0415
 
     repository = await gh.getitem(REPO_URL, where)
@@ -178,15 +183,68 @@ def get_artifact(repo: str, run_id: str, api_url: str | None) -> None:
 async def find_artifact(
     gh: GitHubAPI, where: dict[str, str], run_id: str
 ) -> dict[str, object] | None:
-    """Find a run's artifact: its `coder/*` check run on the run branches and open PRs."""
-    from app.artifacts import parse_artifact_block  # noqa: PLC0415 - keep `coder --help` fast
-    from app.checks import CHECK_PREFIX  # noqa: PLC0415
-
+    """Find a run's artifact in its `coder/*` check run, whether its branch is live or gone."""
     heads = [str(ref["object"]["sha"]) for ref in await gh.getitem(RUN_REFS_URL, where)]
     pulls = gh.getiter(OPEN_PULLS_URL, {**where, "state": "open", "per_page": 100})
     heads += [str(pull["head"]["sha"]) async for pull in pulls]
+    artifact = await _artifact_on(gh, where, run_id, heads)
+    if artifact is not None:
+        return artifact
+    # A merged or closed pull request's branch may be gone, but GitHub keeps the pull request's
+    # commits (`refs/pull/N/head`) and the check runs on them. The run's check run sits on the
+    # last commit it pushed, or on its claim commit: both carry its `Coder-Run` trailer.
+    for number, head in await _gone_pulls(gh, where, run_id):
+        commits = gh.getiter(PULL_COMMITS_URL, {**where, "number": str(number), "per_page": 100})
+        shas = [str(commit["sha"]) async for commit in commits if _made_by(commit, run_id)]
+        # A review runs on the pull request's head, with no commit of its own.
+        artifact = await _artifact_on(gh, where, run_id, [*reversed(shas), *head])
+        if artifact is not None:
+            return artifact
+    return None
+
+
+async def _gone_pulls(
+    gh: GitHubAPI, where: dict[str, str], run_id: str
+) -> list[tuple[int, tuple[str, ...]]]:
+    """Return closed pull requests that may hold the run: the ones naming it, then run branches.
+
+    The run's pull request names the run in its body (until a later run on it rewrites it), so
+    an issue search finds it in one request; failing that, the most recently updated closed
+    pull requests from `coder/` branches are looked through, newest first.
+    """
+    query = f"repo:{where['owner']}/{where['repo']} is:pr {run_id}"
+    found = await gh.getitem(SEARCH_ISSUES_URL, {"q": query, "per_page": "10"})
+    named = [int(item["number"]) for item in found.get("items", [])]
+    closed = await gh.getitem(CLOSED_PULLS_URL, {**where, **CLOSED_PULLS_QUERY})
+    heads = {int(pull["number"]): str(pull["head"]["sha"]) for pull in closed}
+    branches = [
+        int(pull["number"])
+        for pull in closed
+        if str(pull["head"]["ref"]).startswith(RUN_BRANCH_PREFIX)
+    ]
+    # Only a pull request that names the run is worth its head's check runs without a trailer.
+    candidates = {number: (heads[number],) if number in heads else () for number in named}
+    for number in branches:
+        candidates.setdefault(number, ())
+    return list(candidates.items())
+
+
+def _made_by(commit: dict[str, Any], run_id: str) -> bool:
+    from app.briefing import TRAILER_RUN, parse_trailers  # noqa: PLC0415 - keep --help fast
+
+    message = str((commit.get("commit") or {}).get("message") or "")
+    return parse_trailers(message).get(TRAILER_RUN) == run_id
+
+
+async def _artifact_on(
+    gh: GitHubAPI, where: dict[str, str], run_id: str, shas: list[str]
+) -> dict[str, object] | None:
+    """Return the artifact of the run's newest check run on these commits, if one has it."""
+    from app.artifacts import parse_artifact_block  # noqa: PLC0415 - keep `coder --help` fast
+    from app.checks import CHECK_PREFIX  # noqa: PLC0415
+
     found = []
-    for sha in dict.fromkeys(heads):
+    for sha in dict.fromkeys(shas):
         answer = await gh.getitem(CHECK_RUNS_URL, {**where, "sha": sha, "filter": "all"})
         found += [
             check_run

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from app import develop
 from app.checks import MAX_ANNOTATIONS, MAX_OUTPUT_CHARS, TRUNCATED, check_name
-from app.config import CONFIG_PATH, ConfigError, describe
+from app.config import CONFIG_PATH, ConfigError, ConfigResult, describe
 from app.events import Model, Repository
 from app.github import create_once
 from app.repo_config import FetchedConfig, Source, fetch_config_at
@@ -41,6 +41,13 @@ PUSH_COMMITS_SHOWN = 20
 NO_CONFIG = "no config; built-in defaults apply"
 ORG_CONFIG = "no config; the defaults in {repo} apply"
 ANNOTATION_TITLE = "coder config"
+# An annotation's `path` must be a file of the repository the check run is in; an error in an
+# `_extends` base (`acme/.github:.github/coder.yml`) is in another repository, so only the
+# summary can name it. https://docs.github.com/en/rest/checks/runs#update-a-check-run
+ELSEWHERE = (
+    "Errors in {files} are listed here only: that file is in another repository, and "
+    "annotations can only point at this one's files."
+)
 
 COMMIT_CHECK_RUNS_URL = (
     "/repos/{owner}/{repo}/commits/{sha}/check-runs{?check_name,app_id,filter,per_page}"
@@ -112,8 +119,12 @@ def verdict(fetched: FetchedConfig, *, sha: str, branch: str, default_branch: st
             *(str(error) for error in result.errors),
             "```",
             "",
-            scope,
         ]
+        elsewhere = sorted({error.path for error in result.errors if not error.in_repository})
+        if elsewhere:
+            named = ", ".join(f"`{path}`" for path in elsewhere)
+            lines += [f"{ELSEWHERE.format(files=named)}", ""]
+        lines.append(scope)
         if branch == default_branch:
             lines.append("No run starts here until the file is fixed.")
         return Verdict("failure", f"invalid: {count} {noun}", "\n".join(lines), result.errors)
@@ -153,7 +164,7 @@ def check_run_updates(result: Verdict, *, annotated: int = 0) -> list[dict[str, 
     appends each request's annotations to those already there.
     https://docs.github.com/en/rest/checks/runs#update-a-check-run
     """
-    remaining = [annotation(error) for error in result.errors][annotated:]
+    remaining = [annotation(error) for error in result.errors if error.in_repository][annotated:]
     pages = [
         remaining[start : start + MAX_ANNOTATIONS]
         for start in range(0, len(remaining), MAX_ANNOTATIONS)
@@ -208,13 +219,33 @@ async def find_config_check_run(gh: GitHubAPI, repo: str, sha: str) -> Mapping[s
     return runs[0] if runs else None
 
 
+async def config_check_run(
+    gh: GitHubAPI, repo: str, sha: str, result: ConfigResult, *, branch: str
+) -> Mapping[str, Any] | None:
+    """Return the `coder/config` check run that reports an invalid config on `sha`.
+
+    A trigger under an invalid config points there, so a commit has one red check however many
+    triggers arrive. If the commit has none (the app was installed after the push, or the file
+    did not change there), it is created. None if the commit's own says the config was fine:
+    then it was a base in another repository that broke since, and that check run is not wrong
+    about its commit.
+    """
+    existing = await find_config_check_run(gh, repo, sha)
+    if existing is not None:
+        fine = existing.get("status") == "completed" and existing.get("conclusion") != "failure"
+        return None if fine else existing
+    fetched = FetchedConfig(result, Source.FILE)
+    updates = check_run_updates(verdict(fetched, sha=sha, branch=branch, default_branch=branch))
+    return await report(gh, repo, sha, updates, None)
+
+
 async def report(
     gh: GitHubAPI,
     repo: str,
     sha: str,
     updates: Sequence[Mapping[str, Any]],
     existing: Mapping[str, Any] | None,
-) -> None:
+) -> Mapping[str, Any]:
     """Create the check run with the first update (unless it exists), then send the rest."""
     owner, name = repo.split("/", 1)
     where = {"owner": owner, "repo": name}
@@ -232,6 +263,7 @@ async def report(
     check_run_where = {**where, "check_run_id": str(existing["id"])}
     for update in pending:
         await gh.patch(CHECK_RUN_URL, check_run_where, data=dict(update))
+    return existing
 
 
 def _clip(text: str) -> str:

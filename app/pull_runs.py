@@ -47,9 +47,8 @@ async def start_pull_run(
     failed = failed_run(last) if last is not None else None
     if failed is not None:
         plan = escalate(failed)
-    body = checks.queued_check_run(
-        queued(plan, pull.html_url), pull.sha, text=render_run_request(plan.snapshot)
-    )
+    text = "\n\n".join(filter(None, (render_run_request(plan.snapshot), plan.config_record)))
+    body = checks.queued_check_run(queued(plan, pull.html_url), pull.sha, text=text)
     check_run = await _create(gh, plan, body, pull.sha)
     winner = await _winner(gh, plan, pull.sha)
     if winner is not None and int(winner["id"]) != int(check_run["id"]):

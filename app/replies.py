@@ -26,6 +26,8 @@ DISPATCH_FAILED = "dispatch-failed"
 INPUT_INVALID = "input-invalid"
 FORK_REFUSED = "fork-refused"
 RESEARCH_SUMMARY = "research-summary"
+FOLLOW_UPS_HELD = "follow-ups-held"
+SPLIT_HELD = "split-held"
 RUN_KEY = "run"
 WORKFLOWS_DIR = ".github/workflows"
 TEMPLATE_PATH = "workflows-templates/coder.yml"
@@ -161,6 +163,48 @@ def config_invalid(
         lines.append(f"The check run shows each error at its line: {check_run_url}")
     lines.append(f"Fix the file on `{branch}`, then ask again.")
     return _reply(CONFIG_INVALID, run_id, lines)
+
+
+def follow_ups_held(
+    *, run_id: str, errors: Sequence[ConfigError], branch: str, check_run_url: str | None
+) -> Reply:
+    """Say that a finished run's follow-ups wait for the config to be fixed."""
+    listed = [
+        f"- `{error.path}:{error.line}`: {_inline(error.message)}"
+        for error in errors[:MAX_LISTED_ERRORS]
+    ]
+    if len(errors) > MAX_LISTED_ERRORS:
+        listed.append(f"- and {len(errors) - MAX_LISTED_ERRORS} more")
+    lines = [
+        (
+            f"Run `{run_id}` finished, but `.github/coder.yml` on `{branch}` is invalid, so "
+            "coder cannot tell what follows it (`then:`, `auto_split`, a research summary); "
+            "nothing did."
+        ),
+        "",
+        *listed,
+        "",
+    ]
+    if check_run_url:
+        lines.append(f"The `coder/config` check run shows each error at its line: {check_run_url}")
+    lines.append(f"Fix the file on `{branch}`, then ask for the next workflow.")
+    return _reply(FOLLOW_UPS_HELD, run_id, lines)
+
+
+def split_held(*, run_id: str, workflow: str, why: str) -> Reply:
+    """Say that `auto_split` did not split an issue because its run is unverified."""
+    lines = [
+        (
+            f"coder did not split this issue after {workflow} run `{run_id}`: the run ended "
+            f"neutral ({_inline(why)}), and `auto_split` follows only a run that succeeded."
+        ),
+        "",
+        (
+            "Set `tests.command` in `.github/coder.yml` so runs can succeed, or split by hand "
+            "with `/coder split`."
+        ),
+    ]
+    return _reply(SPLIT_HELD, run_id, lines)
 
 
 def workflow_missing(

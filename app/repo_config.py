@@ -1,6 +1,8 @@
 """Read `.github/coder.yml` and the base its `_extends` names (ETag-cached), and parse them.
 
-Reading is the only I/O here; merging and validating are `app.config.parse_config`'s.
+Reading is the only I/O here; merging and validating are `app.config.parse_config`'s. The app
+and the runner read config the same way, with `resolve_config`; what the runner's one-repository
+token cannot read, the app hands it in the run's check run (`app.config_record`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import binascii
 import contextlib
 import dataclasses
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import gidgethub
@@ -62,6 +65,10 @@ class FileText:
         return self.text is None and self.problem is None
 
 
+# Reads `.github/coder.yml` of a repository (`owner/name`) at a ref (None: its default branch).
+ReadFile = Callable[[str, "str | None"], Awaitable["FileText"]]
+
+
 @dataclass(frozen=True)
 class FetchedConfig:
     """A repository's config, parsed, and where it came from."""
@@ -84,29 +91,50 @@ async def fetch_config_at(gh: GitHubAPI, repo_full_name: str, ref: str) -> Fetch
     # The caller picks the ref: the default branch (a pull request's base) for every decision,
     # never a pull request's head, so a pull request cannot change the rules it is judged by
     # (DESIGN §4). Only the coder/config check reads a pushed commit, to report on it.
-    own = await read_config_file(gh, repo_full_name, ref)
+    return await resolve_config(partial(read_config_file, gh), repo_full_name, ref)
+
+
+async def resolve_config(read: ReadFile, repo_full_name: str, ref: str) -> FetchedConfig:
+    """Read and parse a repository's config at `ref` with what it builds on, through `read`.
+
+    The one way config is read, by the app (through the contents API) and by the runner (its
+    own file from its checkout): the file, then the base `_extends` names or, with no file, the
+    org's defaults (`base_needed`), each merged as `app.config.parse_config` documents.
+    """
+    own = await read(repo_full_name, ref)
     if own.problem is not None:
         return FetchedConfig(_error(CONFIG_PATH, own.problem), Source.FILE)
-    owner = repo_full_name.split("/", 1)[0]
+    target = base_needed(own.text, repo_full_name)
     if own.text is None:
-        return await _org_defaults(gh, repo_full_name, owner)
-    target = extends_of(own.text, owner)
+        if target is None:
+            return FetchedConfig(parse_config(None), Source.DEFAULTS)
+        return await _org_defaults(read, target)
     if target is None:
         return FetchedConfig(parse_config(own.text), Source.FILE)
     if target.full_name.lower() == repo_full_name.lower():
         base = BaseConfig(target.path, None, OWN_FILE)
     else:
         # Bases are read from their default branch (no ref), whichever ref `own` came from.
-        found = await read_config_file(gh, target.full_name, None)
+        found = await read(target.full_name, None)
         base = BaseConfig(target.path, found.text, found.problem or BASE_NOT_FOUND)
     return FetchedConfig(parse_config(own.text, base=base), Source.FILE, target)
 
 
-async def _org_defaults(gh: GitHubAPI, repo_full_name: str, owner: str) -> FetchedConfig:
+def base_needed(own_text: str | None, repo_full_name: str) -> Extends | None:
+    """Return the other repository whose config file this config builds on, if any (pure).
+
+    The file's `_extends` target; with no file, the org's defaults in `<owner>/.github` (unless
+    this is that repository).
+    """
+    owner = repo_full_name.split("/", 1)[0]
+    if own_text is not None:
+        return extends_of(own_text, owner)
     org = org_defaults(owner)
-    if org.full_name.lower() == repo_full_name.lower():
-        return FetchedConfig(parse_config(None), Source.DEFAULTS)
-    found = await read_config_file(gh, org.full_name, None)
+    return None if org.full_name.lower() == repo_full_name.lower() else org
+
+
+async def _org_defaults(read: ReadFile, org: Extends) -> FetchedConfig:
+    found = await read(org.full_name, None)
     if found.missing:
         return FetchedConfig(parse_config(None), Source.DEFAULTS)
     if found.problem is not None:

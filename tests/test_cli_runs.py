@@ -160,3 +160,50 @@ async def test_coder_artifacts_get_prints_a_runs_artifact(journey, org, fake_run
     assert missing.exit_code == 1
     assert "no artifact for run aaaaaaaaaaaa" in missing.output
     assert len(await workflow_runs(journey)) == 1
+
+
+async def finished_run(journey, org):
+    """A develop run whose check run completed with an artifact; return it and its snapshot."""
+    await install_workflow(journey)
+    number = await journey.issue()
+    await journey.label(number)
+    [branch] = await journey.branch_names(number)
+    snapshot, head = await journey.snapshot(branch)
+    [check_run] = await journey.check_runs(head)
+    artifact = IssueRef(repo=REPO, number=number)
+    gh = journey.app_server.access.for_installation(org.installation_id)
+    output = {"title": "done", "summary": "done", "text": render_artifact_block(artifact)}
+    await gh.patch(
+        f"/repos/{REPO}/check-runs/{check_run['id']}",
+        data={"conclusion": "success", "output": output},
+    )
+    return artifact, snapshot, branch
+
+
+async def close_and_delete(journey, branch, body=None):
+    """Close the run's pull request and delete its branch, as after a merge."""
+    [pull] = await journey.pulls()
+    change = {"state": "closed"} | ({"body": body} if body is not None else {})
+    status, _, answer = await journey.rest.patch(f"/repos/{REPO}/pulls/{pull['number']}", change)
+    assert status == 200, answer
+    status, _, answer = await journey.rest.delete(f"/repos/{REPO}/git/refs/heads/{branch}")
+    assert status == 204, answer
+    status, _, _ = await journey.rest.get(f"/repos/{REPO}/git/ref/heads/{branch}")
+    assert status == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,  # the pull request still names the run: found by an issue search
+        "Rewritten by a later run.",  # it does not: found among closed run-branch pull requests
+    ],
+)
+async def test_an_artifact_is_found_after_its_branch_is_deleted(journey, org, fake_runner, body):
+    artifact, snapshot, branch = await finished_run(journey, org)
+    await close_and_delete(journey, branch, body)
+    result = await coder(journey, "artifacts", "get", REPO, snapshot.run_id)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == json.loads(artifact.model_dump_json())
+    missing = await coder(journey, "artifacts", "get", REPO, "aaaaaaaaaaaa")
+    assert missing.exit_code == 1

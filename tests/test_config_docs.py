@@ -113,7 +113,7 @@ def test_the_reference_shows_defaults_the_models_use():
     assert docs["agent.models.ladder"] == "`[haiku, sonnet, opus]`"
     assert docs["policies.allowed_paths"] == '`["**"]`'
     assert docs["tests.command"] == "none"
-    assert docs["roles.<name>.prompt"] == "required"
+    assert docs["roles.<name>.prompt"] == "none"
 
 
 def test_every_yaml_example_on_the_page_is_valid():

@@ -42,10 +42,11 @@ async def load_role_prompts(
         if custom is None:
             prompts[role] = built_in_prompt(role) or ""
             continue
-        text = await read_base(custom.prompt)
+        path = custom.prompt_path(role)
+        text = await read_base(path)
         if text is None:
             raise RolePromptError(
-                f"roles.{role}.prompt: {custom.prompt} is not on the default branch ({base_branch})"
+                f"roles.{role}.prompt: {path} is not on the default branch ({base_branch})"
             )
         prompts[role] = text[:MAX_PROMPT_CHARS]
     return prompts
