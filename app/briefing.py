@@ -34,6 +34,11 @@ TRAILER_MODEL_REASON = "Coder-Model-Reason"
 TRAILER_INPUT_RUN = "Coder-Input-Run"
 TRAILER_INPUT_CHECK_RUN = "Coder-Input-Check-Run"
 TRAILER_THEN = "Coder-Then"
+# Where a command asked for the run (`issue-comment:<id>`), so its end can react there; and a
+# fix loop's attempt number.
+TRAILER_ASKED_IN = "Coder-Asked-In"
+TRAILER_ATTEMPT = "Coder-Attempt"
+TRAILER_RESUME_AT = "Coder-Resume-At"
 
 HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 # Zero-width and bidi-control characters can hide instructions from a human reviewer while an
@@ -114,6 +119,9 @@ class Snapshot:
     input_run: str | None = None
     input_check_run: int | None = None
     then: str | None = None
+    asked_in: str | None = None
+    attempt: int | None = None
+    resume_at: str | None = None  # a continuation starts at this step (after a question)
 
     @classmethod
     def taken(
@@ -131,6 +139,9 @@ class Snapshot:
         input_run: str | None = None,
         input_check_run: int | None = None,
         then: str | None = None,
+        asked_in: str | None = None,
+        attempt: int | None = None,
+        resume_at: str | None = None,
     ) -> Snapshot:
         """Take a snapshot, cleaning the untrusted title and body."""
         return cls(
@@ -146,6 +157,9 @@ class Snapshot:
             input_run=input_run,
             input_check_run=input_check_run,
             then=then,
+            asked_in=asked_in,
+            attempt=attempt,
+            resume_at=resume_at,
         )
 
 
@@ -164,6 +178,9 @@ def initial_commit_message(snapshot: Snapshot) -> str:
         (TRAILER_INPUT_RUN, snapshot.input_run),
         (TRAILER_INPUT_CHECK_RUN, snapshot.input_check_run),
         (TRAILER_THEN, snapshot.then),
+        (TRAILER_ASKED_IN, snapshot.asked_in),
+        (TRAILER_ATTEMPT, snapshot.attempt),
+        (TRAILER_RESUME_AT, snapshot.resume_at),
     )
     lines += [f"{key}: {value}" for key, value in optional if value]
     trailers = "\n".join(lines)
@@ -205,6 +222,9 @@ def snapshot_from_commit(repo: str, message: str) -> Snapshot | None:
         input_run=trailers.get(TRAILER_INPUT_RUN),
         input_check_run=_positive(trailers.get(TRAILER_INPUT_CHECK_RUN)),
         then=trailers.get(TRAILER_THEN),
+        asked_in=trailers.get(TRAILER_ASKED_IN),
+        attempt=_positive(trailers.get(TRAILER_ATTEMPT)),
+        resume_at=trailers.get(TRAILER_RESUME_AT),
     )
 
 

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from app.buttons import buttons_for
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -22,6 +24,10 @@ MAX_ANNOTATIONS = 50
 MAX_OUTPUT_CHARS = 65_535
 TRUNCATED = "\n\n(truncated)"
 MAX_TITLE_CHARS = 120
+# What a reconciled check run's link points at: the job, or the workflow run when no job of
+# it could be found (the summary says which).
+JOB_LINK = "The job"
+WORKFLOW_RUN_LINK = "The workflow run (no job of it could be found)"
 # The check run that holds an input artifact given with a request (a command's coder-input block,
 # `coder run --input`, a dispatch's `client_payload.input`); the runner reads it by id.
 INPUT_CHECK = "input"
@@ -92,6 +98,7 @@ def queued_check_run(run: QueuedRun, head_sha: str, text: str | None = None) -> 
         "external_id": run.run_id,
         "details_url": run.pull_url,
         "output": output,
+        "actions": buttons_for("queued", None, fixable=False),
     }
 
 
@@ -114,6 +121,75 @@ def chain_stopped_check_run(
         "conclusion": "failure",
         "output": {
             "title": _short(f"chain stopped: {first}"),
+            "summary": _clip("\n".join(lines)),
+        },
+    }
+
+
+def chain_held_check_run(
+    *, workflow: str, run_id: str, head_sha: str, after: str, why: str
+) -> dict[str, Any]:
+    """Return the neutral check run of a `then:` step not started because its run is unverified."""
+    lines = [
+        (
+            f"`{workflow}` did not start after run `{after}`: that run ended neutral "
+            f"({_plain(why)}), and `then:` follows only a run that succeeded."
+        ),
+        "",
+        (
+            "A run ends neutral when it pushed work that nothing tested: set `tests.command` in "
+            f"`.github/coder.yml` so runs can succeed, or start `{workflow}` by hand."
+        ),
+    ]
+    return {
+        "name": check_name(workflow),
+        "head_sha": head_sha,
+        "external_id": run_id,
+        "conclusion": "neutral",
+        "output": {
+            "title": _short(f"not started: run {after} ended neutral"),
+            "summary": _clip("\n".join(lines)),
+        },
+    }
+
+
+def chain_config_invalid_check_run(
+    errors: Sequence[ConfigError],
+    *,
+    workflow: str,
+    run_id: str,
+    head_sha: str,
+    after: str,
+    branch: str,
+    config_check_url: str | None,
+) -> dict[str, Any]:
+    """Return the failed check run of a `then:` step not started because the config is invalid."""
+    count = len(errors)
+    noun = "error" if count == 1 else "errors"
+    lines = [
+        (
+            f"`{workflow}` did not start after run `{after}`: the config on `{branch}` has "
+            f"{count} {noun}."
+        ),
+        "",
+        *(
+            f"- `{error.path}:{error.line}:{error.column}` {_plain(error.message)}"
+            for error in errors
+        ),
+        "",
+    ]
+    if config_check_url:
+        lines.append(
+            f"The `coder/config` check run shows each error at its line: {config_check_url}"
+        )
+    lines.append(f"Fix the file on `{branch}`, then start `{workflow}` again.")
+    return {
+        "name": check_name(workflow),
+        "head_sha": head_sha,
+        "external_id": run_id,
+        "conclusion": "failure",
+        "output": {
+            "title": _short(f"chain stopped: the config on {branch} is invalid"),
             "summary": _clip("\n".join(lines)),
         },
     }
@@ -190,7 +266,10 @@ def config_failure_check_run(
         "output": {
             "title": f"Invalid {errors[0].path}" if errors else "Invalid config",
             "summary": _clip("\n".join(lines)),
-            "annotations": [_annotation(error) for error in errors[:MAX_ANNOTATIONS]],
+            # Only the repository's own file can be annotated; an `_extends` base is elsewhere.
+            "annotations": [_annotation(error) for error in errors if error.in_repository][
+                :MAX_ANNOTATIONS
+            ],
         },
     }
 
@@ -234,17 +313,23 @@ def reconciled_conclusion(job_conclusion: str | None) -> str:
 
 
 def reconciled_update(
-    *, job_conclusion: str | None, what_happened: str, link: str | None
+    *,
+    job_conclusion: str | None,
+    what_happened: str,
+    link: str | None,
+    fixable: bool = False,
+    link_label: str = JOB_LINK,
 ) -> dict[str, Any]:
     """Return the update that closes a check run whose job ended without closing it."""
     conclusion = reconciled_conclusion(job_conclusion)
     lines = [what_happened, ""]
     if link:
-        lines.append(f"The job: {link}")
+        lines.append(f"{link_label}: {link}")
     lines.append("Nothing was reported by the job itself. Ask again to start over.")
     update: dict[str, Any] = {
         "conclusion": conclusion,
         "output": {"title": f"Ended: {conclusion}", "summary": _clip("\n".join(lines))},
+        "actions": buttons_for("completed", conclusion, fixable=fixable),
     }
     if link:
         update["details_url"] = link

@@ -1,19 +1,23 @@
-"""`/coder <verb> [--then <workflow>]` in a comment, and its ```` ```json coder-input ```` block.
+"""`/coder <verb> [args]` in a comment, and its ```` ```json coder-input ```` block.
 
 Pure. A command is a line that starts with `/coder` (up to three spaces of indentation, as
-markdown allows) outside quotes (`>`) and fenced code blocks. A fenced block whose info string is
-`json coder-input` is the request's input artifact. This round knows the workflow verbs; the
-commands issue extends the parser with the rest (DESIGN §5).
+markdown allows) outside quotes (`>`), fenced code blocks and indented code (four spaces or a
+tab). Verbs are case-insensitive; a bare `/coder` asks for help. Which verbs exist, and what an
+unknown one may have meant, is `app.verbs`'s to say: the parser keeps every command it sees. A
+command's `body` is its line's words plus the lines after it up to the next command, so
+`/coder fix` or `/coder answer` can carry a paragraph. A fenced block whose info string is
+`json coder-input` is the request's input artifact (DESIGN §5).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-COMMAND_LINE = re.compile(r"^ {0,3}/coder(?:[ \t]+(?P<verb>\S+))?(?P<rest>.*)$")
+COMMAND_LINE = re.compile(r"^ {0,3}/coder(?=$|[ \t])(?:[ \t]+(?P<verb>\S+))?(?P<rest>.*)$")
 VERB = re.compile(r"^[a-z][a-z0-9_-]*$")
+HELP_VERB = "help"
 # CommonMark fences: three or more backticks or tildes, up to three spaces of indentation.
 FENCE_OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
 QUOTE = re.compile(r"^ {0,3}>")
@@ -31,6 +35,12 @@ class Command:
     text: str = ""
     line: int = 1
     problems: tuple[str, ...] = ()
+    body: str = ""  # `text`, then the lines after the command up to the next one
+
+    @property
+    def argument(self) -> str:
+        """Return what follows the verb: the rest of its line and the lines after it."""
+        return self.body or self.text
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class ParsedComment:
 def parse_comment(body: str | None) -> ParsedComment:
     """Find the `/coder` commands and the coder-input block in a comment (pure)."""
     commands: list[Command] = []
+    following: list[list[str]] = []  # the lines after each command, up to the next one
     problems: list[str] = []  # about the input block
     blocks: list[str] = []
     fence: str | None = None
@@ -54,27 +65,43 @@ def parse_comment(body: str | None) -> ParsedComment:
             if _closes(line, fence):
                 if collecting is not None:
                     blocks.append("\n".join(collecting))
+                elif following:
+                    following[-1].append(line)
                 fence, collecting = None, None
             elif collecting is not None:
                 collecting.append(line)
+            elif following:
+                following[-1].append(line)
             continue
         opened = FENCE_OPEN.match(line)
         if opened is not None:
             fence = opened["fence"]
             collecting = [] if opened["info"] == INPUT_INFO else None
+            if collecting is None and following:
+                following[-1].append(line)
             continue
         if QUOTE.match(line):
-            continue
+            continue  # quoted text is someone else's words (a question being answered)
         command = COMMAND_LINE.match(line)
         if command is None:
+            if following:
+                following[-1].append(line)
             continue
-        parsed = _command(command["verb"] or "", command["rest"], number)
-        if parsed is not None:
-            commands.append(parsed)
+        commands.append(_command(command["verb"] or HELP_VERB, command["rest"], number))
+        following.append([])
     if fence is not None and collecting is not None:
         problems.append("the coder-input block is not closed")
     artifact, input_problems = _input(blocks)
-    return ParsedComment(tuple(commands), artifact, (*problems, *input_problems))
+    with_bodies = tuple(
+        replace(command, body=_body(command.text, lines))
+        for command, lines in zip(commands, following, strict=True)
+    )
+    return ParsedComment(with_bodies, artifact, (*problems, *input_problems))
+
+
+def _body(text: str, lines: list[str]) -> str:
+    paragraphs = "\n".join(lines).strip("\n")
+    return "\n".join(part for part in (text, paragraphs.rstrip()) if part.strip()).strip()
 
 
 def _closes(line: str, fence: str) -> bool:
@@ -82,9 +109,8 @@ def _closes(line: str, fence: str) -> bool:
     return stripped.startswith(fence) and set(stripped) == {fence[0]}
 
 
-def _command(verb: str, rest: str, line: int) -> Command | None:
-    if not VERB.match(verb):
-        return None  # a bare `/coder` (or a typo) is the commands issue's to answer
+def _command(verb: str, rest: str, line: int) -> Command:
+    verb = verb.casefold()  # `/coder Fix` is `/coder fix`; `app.verbs` judges what is known
     words = rest.split()
     then: str | None = None
     text: list[str] = []

@@ -30,7 +30,11 @@ DEVELOP_LABEL = "coder:develop"
 # (e.g. nested aliases that expand exponentially) before pydantic ever sees them.
 MAX_CONFIG_BYTES = 256 * 1024
 MAX_CONFIG_NODES = 20_000
+# A config nests about five levels; 500 nested brackets (1 KB) must not exhaust the stack.
+MAX_CONFIG_DEPTH = 32
 NOT_UTF8 = "the file is not UTF-8 text"
+# Backends DESIGN §5 plans that the runner cannot run yet (docs/runner.md).
+PLANNED_BACKENDS = frozenset({"codex", "aider"})
 # Whole-config checks start their message with the dotted path they are about.
 MESSAGE_PATH = re.compile(r"^([A-Za-z_][\w-]*(?:\.[\w:-]+)+):")
 
@@ -72,10 +76,11 @@ class Models(_Model):
 class Agent(_Model):
     """The agent backend that does the work inside the job."""
 
-    backend: Literal["claude", "codex", "aider", "command", "script"] = Field(
+    backend: Literal["claude", "command", "script"] = Field(
         "claude",
-        description="`claude`, `codex`, `aider`, `command` (any program that prints `STATUS:`, "
-        "`STUCK:` and `COST:` lines), or `script` (deterministic; for demos and tests).",
+        description="`claude`, `command` (any program that prints `STATUS:`, `STUCK:` and "
+        "`COST:` lines), or `script` (deterministic; for demos and tests). `codex` and `aider` "
+        "are not available yet.",
         examples=["command"],
     )
     command: str | None = Field(
@@ -95,6 +100,15 @@ class Agent(_Model):
         "are skipped.",
         examples=[["AGENTS.md", "docs/CONTRIBUTING.md"]],
     )
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _not_yet(cls, value: Any) -> Any:
+        # DESIGN §5 names them, but no runner speaks them yet. `codex exec --json` reports tokens
+        # and no price, so `budget` could not stop a codex run; say so rather than fail later.
+        if value in PLANNED_BACKENDS:
+            raise ValueError(f"{value!r} is not available yet; use 'claude', 'command' or 'script'")
+        return value
 
 
 def _one_union_error(value: Any, handler: ValidatorFunctionWrapHandler, expected: str) -> Any:
@@ -191,6 +205,8 @@ BUILT_IN_ROLES = (
     "researcher",
     "designer",
 )
+# Where a custom role's prompt is when `roles.<name>.prompt` does not say.
+ROLE_PROMPT_PATH = ".github/coder/{name}.md"
 # Which artifacts each kind of workflow accepts as its input (an issue is always accepted,
 # except by review, which needs a pull request to read). See app/artifacts.py.
 ACCEPTS: dict[str, tuple[str, ...]] = {
@@ -225,13 +241,19 @@ class Trigger(_Model):
 class Role(_Model):
     """A custom role: one agent session with its own prompt."""
 
-    prompt: str = Field(
-        description="Path, on the default branch, of the role's prompt file.",
+    prompt: str | None = Field(
+        None,
+        description="Path, on the default branch, of the role's prompt file; none: "
+        "`.github/coder/<name>.md`.",
         examples=[".github/coder/poet.md"],
     )
     description: str = Field(
         "", description="One line shown in summaries.", examples=["Writes the release notes."]
     )
+
+    def prompt_path(self, name: str) -> str:
+        """Return where the prompt of the role called `name` is on the default branch."""
+        return self.prompt or ROLE_PROMPT_PATH.format(name=name)
 
 
 class Workflow(_Model):
@@ -261,6 +283,12 @@ class Workflow(_Model):
         description="The model for this workflow's runs, before any escalation; none: the "
         "`agent.models` choice.",
         examples=["opus"],
+    )
+    approve_plan: bool = Field(
+        default=False,
+        description="Post the architect's plan and wait: `/coder approve` goes on, `/coder fix "
+        "<changes>` revises the plan. The job ends while it waits, so waiting costs nothing.",
+        examples=[True],
     )
     auto_split: bool = Field(
         default=False,
@@ -297,6 +325,11 @@ def _default_workflows() -> dict[str, Workflow]:
             steps=("reviewer",),
             produces="review",
         ),
+        "fix": Workflow(
+            on=Trigger(command="fix"),
+            steps=("implementer", "tester"),
+            produces="develop",
+        ),
         "release": Workflow(
             on=Trigger(command="release"),
             steps=("release",),
@@ -304,6 +337,31 @@ def _default_workflows() -> dict[str, Workflow]:
             title="Release",
         ),
     }
+
+
+class Loops(_Model):
+    """Fix runs coder starts on its own pull requests, without a person asking."""
+
+    ci_failure: bool = Field(
+        default=True,
+        description="A failing required check (any check but coder's own when "
+        "`policies.required_checks` is empty) starts a fix run with the check's log tail.",
+        examples=[False],
+    )
+    changes_requested: bool = Field(
+        default=True,
+        description="A review that requests changes, from someone with write access, starts a "
+        "fix run with the review's threads.",
+        examples=[False],
+    )
+    max_fix_attempts: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="Fix runs these loops start per pull request; each climbs one model tier. "
+        "At the cap coder stops and says so on the pull request.",
+        examples=[5],
+    )
 
 
 class Policies(_Model):
@@ -360,6 +418,13 @@ class CoderConfig(_Model):
     )
     policies: Policies = Field(default_factory=Policies, description="Merge policies.")
     merge_queue: MergeQueue = Field(default_factory=MergeQueue, description="The merge queue.")
+    loops: Loops = Field(default_factory=Loops, description="Automatic fix runs.")
+    allow_fork_runs: bool = Field(
+        default=False,
+        description="Let `/coder fix` work on pull requests from forks, with a read-only token; "
+        "the result is posted as a suggested patch instead of pushed.",
+        examples=[True],
+    )
     allowed_bots: tuple[str, ...] = Field(
         (),
         description="Bot logins whose labels and commands may start runs. Other bots are "
@@ -467,6 +532,11 @@ class ConfigError:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+    @property
+    def in_repository(self) -> bool:
+        """Whether the error is in the repository's own file, not in the base `_extends` names."""
+        return self.path == CONFIG_PATH
 
 
 @dataclass(frozen=True)
@@ -590,14 +660,8 @@ class _Layer:
 
     path: str
     document: Document
-
-    @property
-    def extends_given(self) -> bool:
-        return EXTENDS_KEY in self.document.tree
-
-    @property
-    def extends(self) -> Any:
-        return self.document.tree.get(EXTENDS_KEY)
+    extends_given: bool = False
+    extends: Any = None
 
     def fail(self, key: str, message: str) -> ConfigResult:
         return _fail(self.path, *position(self.document.tree, (key,)), message)
@@ -605,12 +669,18 @@ class _Layer:
 
 def _load(text: str | None, path: str) -> _Layer | ConfigResult:
     try:
-        document = load_mapping(text, max_bytes=MAX_CONFIG_BYTES, max_nodes=MAX_CONFIG_NODES)
+        document = load_mapping(
+            text,
+            max_bytes=MAX_CONFIG_BYTES,
+            max_nodes=MAX_CONFIG_NODES,
+            max_depth=MAX_CONFIG_DEPTH,
+        )
     except YamlProblemError as problem:
         return _fail(path, problem.line, problem.column, problem.message)
     # `_extends` is about where the values come from, not one of them.
-    document.values.pop(EXTENDS_KEY, None)
-    return _Layer(path, document)
+    given = EXTENDS_KEY in document.values
+    extends = document.values.pop(EXTENDS_KEY, None)
+    return _Layer(path, document, given, extends)
 
 
 def _extends_target(value: Any, owner: str) -> Extends | None:

@@ -23,6 +23,7 @@ from app.briefing import (
     slugify,
 )
 from app.config import ACCEPTS, CoderConfig, ConfigResult, Workflow
+from app.config_record import render_config_record
 from app.ids import run_id as make_run_id
 from app.permissions import Refusal
 
@@ -69,6 +70,7 @@ class TriggerKind(enum.Enum):
     PULL_REQUEST = "pull_request"  # automatic: nobody asked in person, so refusals stay quiet
     DISPATCH = "repository_dispatch"
     CHAIN = "then"  # the first run's trigger was checked already
+    LOOP = "loop"  # a fix coder starts on its own pull request (a failing check, a review)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,11 @@ class RunRequest:
     input_errors: tuple[str, ...] = ()
     input_run: str | None = None
     input_check_run: int | None = None
+    asked_in: str | None = None  # the comment that asked (`issue-comment:<id>`), for reactions
+    attempt: int | None = None  # a fix loop's attempt number
+    after: FailedRun | None = None  # a run this one climbs the model ladder from (a fix)
+    continues: FailedRun | None = None  # a run this one resumes, with its model (an answer)
+    resume_at: str | None = None  # the step a continuation starts at
 
     @property
     def number(self) -> int:
@@ -150,6 +157,7 @@ class FailedRun:
 
     run_id: str
     model: str
+    why: str = "failed"  # for the reason: "run <id> failed", "run <id> needs a fix"
 
 
 def choose_model(
@@ -167,7 +175,9 @@ def choose_model(
     step = ladder.index(failed.model) + 1
     if step >= len(ladder):
         return ModelChoice(ladder[-1], REASON_TOP)
-    return ModelChoice(ladder[step], f"escalated from {failed.model}: run {failed.run_id} failed")
+    return ModelChoice(
+        ladder[step], f"escalated from {failed.model}: run {failed.run_id} {failed.why}"
+    )
 
 
 def _first_choice(
@@ -222,6 +232,8 @@ class RunPlan:
     labeled_at: str
     workflow: str = DEVELOP
     model_reason: str = REASON_DEFAULT
+    # The merged config the run starts under, for its check run (`app.config_record`).
+    config_record: str | None = None
 
     @property
     def where(self) -> dict[str, str]:
@@ -257,7 +269,11 @@ def plan_run(
     """Decide the run's id, model and snapshot from the request (pure)."""
     request = request.on(subject)
     workflow = config.workflows[request.workflow]
-    choice = choose_model(config, request.workflow, subject.labels, failed)
+    if request.continues is not None:
+        continued = request.continues
+        choice = ModelChoice(continued.model, f"continues run {continued.run_id}")
+    else:
+        choice = choose_model(config, request.workflow, subject.labels, failed or request.after)
     snapshot = Snapshot.taken(
         repo=request.repo,
         issue_number=subject.number,
@@ -271,6 +287,9 @@ def plan_run(
         input_run=request.input_run,
         input_check_run=request.input_check_run,
         then=request.then,
+        asked_in=request.asked_in,
+        attempt=request.attempt,
+        resume_at=request.resume_at,
     )
     return RunPlan(
         repo=request.repo,
@@ -285,6 +304,7 @@ def plan_run(
         snapshot=snapshot,
         labeled_at=request.at,
         workflow=request.workflow,
+        config_record=render_config_record(config),
     )
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from app import checks, replies
 from app.artifacts import render_artifact_block
+from app.config_check import config_check_run
 from app.develop import (
     APP_ACCESS,
     REVIEW_KIND,
@@ -51,6 +52,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEDULED = "scheduled"
+# Requests nobody made in person: a `then:` chain (its first run's sender was checked) and a fix
+# loop (on coder's own pull request, which a writer asked for; the loop checks its own trigger).
+UNASKED = frozenset({TriggerKind.CHAIN, TriggerKind.LOOP})
+# Automatic triggers refuse quietly, in the log: a comment on every event would be noise.
+QUIET = frozenset({TriggerKind.PULL_REQUEST, TriggerKind.LOOP})
 NEEDS_PULL = "{workflow} works on a pull request: ask for it on the pull request"
 ISSUES_URL = "/repos/{owner}/{repo}/issues"
 OWN_ISSUES_URL = "/repos/{owner}/{repo}/issues{?creator,state,sort,direction,per_page}"
@@ -65,12 +71,15 @@ class Admitted:
     input: BaseModel | None
 
 
-async def start_run(gh: GitHubAPI, request: RunRequest, result: ConfigResult) -> None:
-    """Check a request, then start its run on its subject (opening a scheduled run's issue)."""
+async def start_run(gh: GitHubAPI, request: RunRequest, result: ConfigResult) -> bool:
+    """Check a request, then start its run on its subject; False if it was refused.
+
+    A scheduled run's issue is opened first. A refusal has been answered where it was asked.
+    """
     bot_login = await APP_ACCESS.get().bot_login()
     admitted = await admit(gh, request, result, bot_login)
     if admitted is None:
-        return
+        return False
     if isinstance(request.subject, NewIssue):
         request = await open_scheduled_issue(gh, request, request.subject, bot_login)
     subject = request.subject
@@ -88,11 +97,12 @@ async def start_run(gh: GitHubAPI, request: RunRequest, result: ConfigResult) ->
         await start_pull_run(
             gh, plan_for(), pull=subject.pull, bot_login=bot_login, escalate=plan_for
         )
-        return
+        return True
     base = await base_of(gh, request.repo, request.default_branch)
     if artifact is not None:
         stored = await store_input(gh, request.repo, request.run_id, base.sha, artifact)
     await start_issue_run(gh, plan_for(), base=base, bot_login=bot_login, escalate=plan_for)
+    return True
 
 
 async def admit(
@@ -104,7 +114,7 @@ async def admit(
     if workflow is None:
         log.info("%s in %s: no workflow %r", request.trigger, request.repo, request.workflow)
         return None
-    if request.kind is not TriggerKind.CHAIN:
+    if request.kind not in UNASKED:
         allowed_bots = result.config.allowed_bots if result.config is not None else ()
         sender = await check_sender(
             gh,
@@ -155,7 +165,7 @@ async def refuse(
 async def _answer(gh: GitHubAPI, request: RunRequest, reply: replies.Reply, bot_login: str) -> None:
     # Nobody asked in person for an automatic run (a pull-request action), and a scheduled run
     # has no issue yet: the log is the only place to say it.
-    if request.kind is TriggerKind.PULL_REQUEST or not isinstance(request.subject, Subject):
+    if request.kind in QUIET or not isinstance(request.subject, Subject):
         log.info("run %s not started in %s: %s", request.run_id, request.repo, reply.kind)
         return
     await comment_once(gh, request.repo, request.subject.number, reply, bot_login)
@@ -181,16 +191,24 @@ async def refuse_input(
 async def report_invalid_config(
     gh: GitHubAPI, request: RunRequest, result: ConfigResult, bot_login: str
 ) -> None:
-    """Fail `coder/<workflow>` on the default branch's head with the errors; say so once."""
+    """Point at `coder/config` on the default branch's head (made if missing); say so once.
+
+    Only when that commit's `coder/config` is green (a base in another repository broke since)
+    does a failed `coder/<workflow>` check run list the errors instead.
+    """
     base = await base_of(gh, request.repo, request.default_branch)
-    body = checks.config_failure_check_run(
-        result.errors,
-        head_sha=base.sha,
-        run_id=request.run_id,
-        workflow=request.workflow,
-        branch=request.default_branch,
+    check_run = await config_check_run(
+        gh, request.repo, base.sha, result, branch=request.default_branch
     )
-    check_run = await check_run_once(gh, request.repo, body, look_first=True)
+    if check_run is None:
+        body = checks.config_failure_check_run(
+            result.errors,
+            head_sha=base.sha,
+            run_id=request.run_id,
+            workflow=request.workflow,
+            branch=request.default_branch,
+        )
+        check_run = await check_run_once(gh, request.repo, body, look_first=True)
     reply = replies.config_invalid(
         run_id=request.run_id,
         errors=result.errors,

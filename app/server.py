@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
@@ -16,9 +18,21 @@ import gidgethub
 from aiohttp import web
 from gidgethub.routing import Router
 
-from app import chain, config_check, develop, installation, oidc, reconcile, releases, triggers
+from app import (
+    chain,
+    commands,
+    config_check,
+    develop,
+    fix,
+    installation,
+    oidc,
+    reconcile,
+    releases,
+    triggers,
+)
 from app.dispatch import SubjectQueue
 from app.github import GitHubAccess
+from app.known_repos import KNOWN_REPOSITORIES, KnownRepositories
 from app.retry import NO_RETRY
 from app.settings import Settings
 from app.webhooks import WebhookReceiver
@@ -32,6 +46,8 @@ log = logging.getLogger(__name__)
 ROUTERS: tuple[Router, ...] = (
     installation.router,
     triggers.router,
+    commands.router,
+    fix.router,
     chain.router,
     releases.router,
     reconcile.router,
@@ -86,17 +102,26 @@ READINESS_KEY = web.AppKey("readiness", Readiness)
 class AppRouter(Router):
     """The merged routers; every dispatch runs with the app's GitHub access in context."""
 
-    def __init__(self, access: GitHubAccess, *routers: Router) -> None:
+    def __init__(
+        self, access: GitHubAccess, *routers: Router, known: KnownRepositories | None = None
+    ) -> None:
         super().__init__(*routers)
         self._access = access
+        self._known = known if known is not None else KnownRepositories()
 
     async def dispatch(self, event: Event, *args: Any, **kwargs: Any) -> None:
         """Dispatch to every matching handler, which can read `develop.APP_ACCESS`."""
+        # A verified delivery names its installation and repository: the token exchange
+        # needs no lookup for a repository the app has heard from (app/known_repos.py).
+        if isinstance(event.data, dict):
+            self._known.learn(event.data)
         # Handlers are called as (event, gh); the app's own identity reaches them this way.
         token = develop.APP_ACCESS.set(self._access)
+        known = KNOWN_REPOSITORIES.set(self._known)
         try:
             await super().dispatch(event, *args, **kwargs)
         finally:
+            KNOWN_REPOSITORIES.reset(known)
             develop.APP_ACCESS.reset(token)
 
 
@@ -136,8 +161,42 @@ def access_of(app: web.Application) -> GitHubAccess:
     return app[ACCESS_KEY]
 
 
+class ListenError(Exception):
+    """The server cannot listen where HOST and PORT say; the message names the setting."""
+
+
+def listen_problem(host: str, port: int, error: OSError) -> str:
+    """Say in one line which setting keeps the server from listening, and why."""
+    reason = error.strerror or str(error)
+    if isinstance(error, socket.gaierror):
+        return f"HOST: cannot resolve {host!r}: {reason}"
+    if error.errno == errno.EADDRINUSE:
+        return f"PORT: {port} is already in use on {host}"
+    if error.errno == errno.EACCES:
+        return f"PORT: not allowed to listen on port {port} ({reason})"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"HOST: {host!r} is not an address of this machine ({reason})"
+    return f"HOST/PORT: cannot listen on {host}:{port}: {reason}"
+
+
+async def _check_listen(host: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        probe = await loop.create_server(asyncio.Protocol, host, port)
+    except OSError as error:
+        raise ListenError(listen_problem(host, port, error)) from None
+    probe.close()
+    await probe.wait_closed()
+
+
 async def serve(settings: Settings) -> None:
-    """Run the app until SIGINT or SIGTERM, then shut down gracefully."""
+    """Run the app until SIGINT or SIGTERM, then shut down gracefully.
+
+    Raises ListenError when HOST or PORT cannot be listened on.
+    """
+    # Before anything starts (the GitHub session, the reconcile loop), so that a bad HOST or a
+    # taken PORT ends with its one line and nothing else.
+    await _check_listen(settings.host, settings.port)
     runner = web.AppRunner(make_app(settings), handle_signals=False, access_log=None)
     await runner.setup()
     stop = asyncio.Event()
@@ -145,7 +204,10 @@ async def serve(settings: Settings) -> None:
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        try:
+            await web.TCPSite(runner, settings.host, settings.port).start()
+        except OSError as error:
+            raise ListenError(listen_problem(settings.host, settings.port, error)) from None
         for address in runner.addresses:
             log.info(
                 "coder listening on http://%s:%d%s (GitHub API: %s)",
@@ -176,10 +238,11 @@ async def _lifetime(
     app[ACCESS_KEY] = access
     app[QUEUE_KEY] = queue
     app[READINESS_KEY] = Readiness(access)
-    app[oidc.TOKEN_EXCHANGE_KEY] = oidc.token_exchange(settings, session, access)
+    known = KnownRepositories()
+    app[oidc.TOKEN_EXCHANGE_KEY] = oidc.token_exchange(settings, session, access, known)
     app[RECEIVER_KEY] = WebhookReceiver(
         secret=settings.webhook_secret.get_secret_value(),
-        router=AppRouter(access, *routers),
+        router=AppRouter(access, *routers, known=known),
         queue=queue,
         access=access,
         delivery_ttl_seconds=settings.delivery_ttl_seconds,

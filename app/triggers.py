@@ -1,5 +1,6 @@
-"""What starts a workflow: an issue label, a `/coder <verb>` comment, a pull-request action, a
-`repository_dispatch` of type `coder.<workflow>` (docs/workflows-as-code.md, "Triggers").
+"""What starts a workflow: an issue label, a pull-request action, a `repository_dispatch` of type
+`coder.<workflow>` (docs/workflows-as-code.md, "Triggers"); `/coder <verb>` comments are
+`app.commands`'.
 
 Each handler reads the event and the config, builds a `RunRequest` and hands it to
 `app.gate.start_run`, which checks the sender, the config and the input the same way for all.
@@ -14,7 +15,6 @@ import gidgethub
 from gidgethub.routing import Router
 from pydantic import Field
 
-from app.commands import parse_comment
 from app.develop import (
     NewIssue,
     PullHead,
@@ -53,21 +53,6 @@ class IssueLabeled(Model):
 
     issue: _LabeledIssue
     label: Label
-    repository: Repository
-    sender: User
-
-
-class _Comment(Model):
-    id: int
-    body: str = ""
-    created_at: str
-
-
-class CommentCreated(Model):
-    """`issue_comment.created`, with the fields a command needs."""
-
-    issue: Issue
-    comment: _Comment
     repository: Repository
     sender: User
 
@@ -175,47 +160,6 @@ async def label_run(event: Event, gh: GitHubAPI) -> None:
     triggered = triggered_workflow(result, labeled.label.name)
     if triggered is not None:
         await start_run(gh, label_request(event.data, triggered[0], event.delivery_id), result)
-
-
-@router.register("issue_comment", action="created")
-async def command_run(event: Event, gh: GitHubAPI) -> None:
-    """Start the workflows a new comment asks for with `/coder <verb> [--then W]`."""
-    created = CommentCreated.from_payload(event.data)
-    parsed = parse_comment(created.comment.body)
-    if not parsed.commands or created.issue.state != "open":
-        return
-    repo = created.repository
-    result = await fetch_config(gh, repo.full_name, repo.default_branch)
-    config = usable(result)
-    asked: dict[str, Any] = {}
-    for command in parsed.commands:
-        found = config.workflow_for_command(command.verb)
-        if found is not None:
-            asked.setdefault(found[0], command)  # the first command per workflow counts
-    if not asked:
-        return  # not a workflow verb: other handlers answer the rest
-    if created.issue.is_pull_request:
-        pull = await gh.getitem(PULL_URL, where(repo.full_name, number=created.issue.number))
-        subject = pull_subject(pull, repo.full_name)
-    else:
-        subject = issue_subject(created.issue)
-    for workflow, command in asked.items():
-        request = RunRequest(
-            repo=repo.full_name,
-            default_branch=repo.default_branch,
-            workflow=workflow,
-            subject=subject,
-            requested_by=created.sender.login,
-            sender_type=created.sender.type,
-            kind=TriggerKind.COMMAND,
-            trigger=f"`/coder {command.verb}`",
-            trigger_key=event.delivery_id,
-            at=created.comment.created_at,
-            then=command.then,
-            input=parsed.input,
-            input_errors=(*command.problems, *parsed.input_problems),
-        )
-        await start_run(gh, request, result)
 
 
 @router.register("pull_request")

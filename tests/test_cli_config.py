@@ -33,7 +33,8 @@ def test_a_valid_file_prints_one_ok_line(repo):
     result = validate()
     assert result.exit_code == 0, result.output
     assert result.output == (
-        ".github/coder.yml: valid; 6 workflows: research, design, develop, review, release, docs\n"
+        ".github/coder.yml: valid; 7 workflows: "
+        "research, design, develop, review, fix, release, docs\n"
     )
 
 
@@ -130,8 +131,27 @@ def test_json_output(repo):
     (repo / CONFIG_PATH).write_text("")
     ok = json.loads(validate("--json").output)
     assert (ok["valid"], ok["errors"]) == (True, [])
-    assert ok["summary"].startswith(".github/coder.yml: valid; 5 workflows")
+    assert ok["summary"].startswith(".github/coder.yml: valid; 6 workflows")
 
 
 def test_the_default_path_is_the_config_path():
     assert DEFAULT_PATH == CONFIG_PATH
+
+
+def test_a_deeply_nested_file_is_an_error_line_not_a_traceback(repo):
+    (repo / CONFIG_PATH).write_text("agent: {}\nlimits: " + "[" * 500 + "]" * 500 + "\n")
+    result = validate()
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.output == ".github/coder.yml:2:40: the document nests more than 32 levels deep\n"
+
+
+def test_a_tag_is_an_error_at_its_line(repo):
+    (repo / CONFIG_PATH).write_text(
+        "limits:\n  max_concurrent: 3\n  run_minutes: 5\n  per_repo: !custom 2\n"
+    )
+    result = validate()
+    assert result.exit_code == 1, result.output
+    assert result.output == (
+        ".github/coder.yml:4:13: YAML tags are not allowed (found !custom); write the plain value\n"
+    )

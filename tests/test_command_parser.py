@@ -1,10 +1,10 @@
-"""The pure `/coder` parser: workflow verbs, `--then`, and the coder-input block."""
+"""The pure `/coder` parser: verbs, arguments, `--then`, quotes and code, the coder-input block."""
 
 import json
 
 import pytest
 
-from app.commands import Command, parse_comment, render_command
+from app.command_parser import Command, parse_comment, render_command
 
 
 def verbs(body):
@@ -17,12 +17,16 @@ def test_a_command_is_a_line_that_starts_with_slash_coder():
         ("research", None, "the login flow")
     ]
     assert verbs("   /coder design") == [("design", None, "")]
-    # Not at the start of a line, indented like code, or without a verb: not a command.
+    # Not at the start of a line, or indented like code: not a command.
     assert verbs("try /coder develop") == []
     assert verbs("    /coder develop") == []
-    assert verbs("/coder") == []
+    assert verbs("\t/coder develop") == []
     assert verbs("/coderdevelop") == []
-    assert verbs("/coder Develop") == []
+    # Verbs are case-insensitive; a bare `/coder` asks for help; unknown verbs are kept (for
+    # the "did you mean" reply).
+    assert verbs("/coder Develop") == [("develop", None, "")]
+    assert verbs("/coder") == [("help", None, "")]
+    assert verbs("/coder fxi it") == [("fxi", None, "it")]
 
 
 def test_quotes_and_code_blocks_are_ignored():
@@ -93,3 +97,47 @@ def test_a_rendered_command_parses_back():
     assert parsed.commands == (Command("develop", "review", "", 1),)
     assert parsed.input == json.loads(artifact)
     assert render_command("research") == "/coder research\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # Quoted lines are someone else's words, wherever they are.
+        ("> /coder fix\n>\n> /coder cancel", []),
+        ("> quoted\n/coder status", ["status"]),
+        # Fenced and indented code are examples, not requests.
+        ("```\n/coder fix\n```\n/coder help", ["help"]),
+        ("~~~~\n/coder fix\n~~~\n/coder retry\n~~~~\n/coder help", ["help"]),
+        ("Example:\n\n    /coder fix\n\n/coder pin", ["pin"]),
+        # Several commands run in order.
+        ("/coder pin\n/coder status\n/coder help", ["pin", "status", "help"]),
+        # Up to three spaces is still a command, as markdown has it.
+        ("   /coder retry", ["retry"]),
+    ],
+)
+def test_quotes_code_and_order(body, expected):
+    assert [c.verb for c in parse_comment(body).commands] == expected
+
+
+def test_a_commands_argument_runs_to_the_next_command():
+    body = (
+        "/coder fix handle the empty list\n"
+        "and keep the old behaviour for None.\n"
+        "\n"
+        "```python\nassert f([]) == 0\n```\n"
+        "> an earlier remark\n"
+        "/coder status\n"
+    )
+    fix, status = parse_comment(body).commands
+    assert fix.text == "handle the empty list"
+    assert fix.argument == (
+        "handle the empty list\nand keep the old behaviour for None.\n\n"
+        "```python\nassert f([]) == 0\n```"
+    )
+    assert (status.verb, status.argument) == ("status", "")
+
+
+def test_an_answer_quoting_the_question_keeps_only_the_answer():
+    body = "> Which database should the cache use?\n\n/coder answer Redis, the one in prod."
+    [answer] = parse_comment(body).commands
+    assert (answer.verb, answer.argument) == ("answer", "Redis, the one in prod.")

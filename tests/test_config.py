@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import typing
+
 import pytest
+from pydantic import BaseModel
 
 from app.config import (
     BASE_NOT_FOUND,
@@ -13,6 +16,8 @@ from app.config import (
     BaseConfig,
     CoderConfig,
     Extends,
+    Role,
+    Trigger,
     Workflow,
     _then_cycle,
     describe,
@@ -48,16 +53,44 @@ def test_no_config_means_every_default(text):
     assert result.config.workflow_for_label(DEVELOP_LABEL) is not None
 
 
+def models_in(annotation):
+    """Yield the models an annotation holds: itself, or inside dict, tuple, list and unions."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for argument in typing.get_args(annotation):
+        yield from models_in(argument)
+
+
 def test_every_field_has_a_default_and_a_description():
+    seen = []
+
     def walk(model):
+        if model in seen:
+            return
+        seen.append(model)
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no description"
             assert not field.is_required(), f"{model.__name__}.{name} has no default"
-            annotation = field.annotation
-            if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
-                walk(annotation)
+            for inner in models_in(field.annotation):
+                walk(inner)
 
     walk(CoderConfig)
+    # The models inside `workflows`, `roles` (dict values) and a workflow's `on` are walked too.
+    assert {Workflow, Trigger, Role} <= set(seen)
+
+
+def test_models_in_looks_inside_containers():
+    assert list(models_in(dict[str, Role])) == [Role]
+    assert list(models_in(tuple[Trigger, ...] | None)) == [Trigger]
+    assert list(models_in(str)) == []
+
+
+def test_a_role_without_a_prompt_reads_its_named_file():
+    config = parse_config("roles:\n  poet: {description: Writes poems.}\n").config
+    assert config is not None
+    assert config.roles["poet"].prompt_path("poet") == ".github/coder/poet.md"
+    config = parse_config("roles:\n  poet: {prompt: docs/poet.md}\n").config
+    assert config.roles["poet"].prompt_path("poet") == "docs/poet.md"
 
 
 def test_the_design_example_parses():
@@ -81,19 +114,28 @@ def test_runs_on_takes_a_label_or_a_list():
 
 def test_built_in_workflows_work_with_no_config():
     workflows = CoderConfig().workflows
-    assert set(workflows) == {"research", "design", "develop", "review", "release"}
+    assert set(workflows) == {"research", "design", "develop", "review", "fix", "release"}
     assert {name: w.produces for name, w in workflows.items()} == {
         "research": "research",
         "design": "design",
         "develop": "develop",
         "review": "review",
+        "fix": "develop",
         "release": "release",
     }
 
 
 def test_own_workflows_add_to_the_built_in_ones():
     config = parse_config("workflows:\n  docs: {on: {label: 'coder:docs'}}\n").config
-    assert set(config.workflows) == {"research", "design", "develop", "review", "release", "docs"}
+    assert set(config.workflows) == {
+        "research",
+        "design",
+        "develop",
+        "review",
+        "fix",
+        "release",
+        "docs",
+    }
 
 
 def test_a_workflow_named_like_a_built_in_starts_from_it():
@@ -215,7 +257,7 @@ def test_every_error_type_names_its_line():
         "limits:\n  per_repo: two\n": (2, "limits.per_repo: Input should be a valid integer"),
         "tests:\n  command: [make, test]\n": (2, "tests.command: Input should be a valid string"),
         "workflows:\n  docs:\n    stepz: []\n": (3, "workflows.docs.stepz: unknown key"),
-        "roles:\n  poet: {description: x}\n": (2, "roles.poet.prompt: Field required"),
+        "roles:\n  poet: {prompt: [x]}\n": (2, "roles.poet.prompt: Input should be a valid string"),
         "merge_queue:\n  batch_size: some\n": (
             2,
             "merge_queue.batch_size: expected a number or 'auto', not 'some'",
@@ -242,7 +284,8 @@ def test_every_error_is_reported_not_just_the_first():
 def test_describe_names_the_workflows():
     config = parse_config("workflows:\n  docs: {on: {label: 'coder:docs'}}\n").config
     assert (
-        describe(config) == "valid; 6 workflows: research, design, develop, review, release, docs"
+        describe(config)
+        == "valid; 7 workflows: research, design, develop, review, fix, release, docs"
     )
 
 
@@ -391,7 +434,18 @@ def test_bombs_in_a_base_are_refused_too():
     (error,) = parse_config(
         "_extends: .github\n", base=base("a: !!python/name:os.system x\n")
     ).errors
-    assert (error.path, error.message) == (
+    assert (error.path, error.line, error.column, error.message) == (
         BASE_PATH,
-        "YAML tags are not allowed here (found tag:yaml.org,2002:python/name:os.system)",
+        1,
+        4,
+        "YAML tags are not allowed (found !!python/name:os.system); write the plain value",
+    )
+
+
+@pytest.mark.parametrize("backend", ["codex", "aider"])
+def test_backends_the_runner_cannot_run_are_refused_at_their_line(backend):
+    (error,) = parse_config(f"limits: {{per_repo: 1}}\nagent:\n  backend: {backend}\n").errors
+    assert (error.line, error.column) == (3, 3)
+    assert error.message == (
+        f"agent.backend: {backend!r} is not available yet; use 'claude', 'command' or 'script'"
     )

@@ -81,7 +81,9 @@ def test_a_valid_file_names_its_workflows():
         default_branch="main",
     )
     assert result.conclusion == "success"
-    assert result.title == "valid; 6 workflows: research, design, develop, review, release, docs"
+    assert (
+        result.title == "valid; 7 workflows: research, design, develop, review, fix, release, docs"
+    )
     assert "This is the config coder uses" in result.summary
     assert check_run_updates(result) == [
         {
@@ -238,7 +240,7 @@ async def test_a_valid_config_gets_a_green_check_naming_its_workflows(pushes):
     assert (check_run["status"], check_run["conclusion"]) == ("completed", "success")
     assert check_run["app"]["slug"] == "coder"
     assert check_run["output"]["title"] == (
-        "valid; 6 workflows: research, design, develop, review, release, docs"
+        "valid; 7 workflows: research, design, develop, review, fix, release, docs"
     )
 
 
@@ -267,9 +269,40 @@ async def test_errors_in_the_base_name_the_base(pushes, admin, org):
     await pushes.files.put("acme/.github", "limits:\n  per_repo: 0\n")
     sha = await pushes.put("_extends: .github\n")
     [check_run] = await pushes.check_runs(sha)
+    # That file is not in this repository: the summary names it, no annotation points at it.
+    assert await pushes.annotations(check_run) == []
+    assert check_run["output"]["annotations_count"] == 0
+    summary = check_run["output"]["summary"]
+    assert "acme/.github:.github/coder.yml:2:3: limits.per_repo" in summary
+    assert "Errors in `acme/.github:.github/coder.yml` are listed here only" in summary
+
+
+def test_only_errors_in_the_repositorys_own_file_are_annotated():
+    errors = (
+        ConfigError("acme/.github:.github/coder.yml", 2, 3, "limits.per_repo: too small"),
+        ConfigError(CONFIG_PATH, 1, 1, "_extends: cannot read it"),
+    )
+    result = verdict(
+        FetchedConfig(ConfigResult(None, errors), Source.FILE),
+        sha=SHA,
+        branch="main",
+        default_branch="main",
+    )
+    [update] = check_run_updates(result)
+    assert [a["path"] for a in update["output"]["annotations"]] == [CONFIG_PATH]
+    assert "acme/.github:.github/coder.yml:2:3" in update["output"]["summary"]
+
+
+async def test_a_deeply_nested_config_is_a_red_check_at_its_line(pushes):
+    sha = await pushes.put("agent: {}\nlimits: " + "[" * 500 + "]" * 500 + "\n")
+    [check_run] = await pushes.check_runs(sha)
+    assert (check_run["conclusion"], check_run["output"]["title"]) == (
+        "failure",
+        "invalid: 1 error",
+    )
     [note] = await pushes.annotations(check_run)
-    assert (note["path"], note["start_line"]) == ("acme/.github:.github/coder.yml", 2)
-    assert "acme/.github:.github/coder.yml:2:3: limits.per_repo" in check_run["output"]["summary"]
+    assert (note["path"], note["start_line"], note["start_column"]) == (CONFIG_PATH, 2, 40)
+    assert note["message"] == "the document nests more than 32 levels deep"
 
 
 async def test_a_push_that_leaves_the_config_alone_gets_no_check(pushes):

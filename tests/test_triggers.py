@@ -233,8 +233,9 @@ async def test_a_triager_may_ask_for_a_review_but_not_for_code(journey, admin, f
     await journey.comment(number, "/coder develop", token=person.token)
     assert await journey.branches(number) == []
     [(kind, _)] = await journey.markers(number)
-    assert kind == "refusal"
-    assert "needs write, maintain or admin" in (await journey.comments(number))[-1]["body"]
+    assert kind == "command-reply"
+    assert "@triager has `triage` access" in (await journey.comments(number))[-1]["body"]
+    assert "needs write access or more" in (await journey.comments(number))[-1]["body"]
     pull = await journey.open_pull()
     await journey.comment(pull["number"], "/coder review", token=person.token)
     [check_run] = [

@@ -21,7 +21,9 @@ from actions.agent.kinds import KindRules, rules_for
 from actions.agent.role_prompts import load_role_prompts
 from app.artifacts import check_input, parse_artifact_block
 from app.briefing import BRANCH_PREFIX, Snapshot, parse_run_request, snapshot_from_commit
-from app.config import ACCEPTS, CONFIG_PATH, CoderConfig, Workflow, parse_config
+from app.config import ACCEPTS, CONFIG_PATH, CoderConfig, Workflow
+from app.config_record import config_from_record
+from app.repo_config import FileText, base_needed, read_config_file, resolve_config
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -96,7 +98,7 @@ class Preparer:
             await workspace.checkout(request.head_sha)
         start_sha = await workspace.head()
         base_ref = await workspace.fetch_branch(pull.base_ref)
-        config = await self._config(base_ref, pull.base_ref)
+        config = await self._config(base_ref, pull.base_ref, request)
         snapshot, author = await self._snapshot(request, base_ref)
         if snapshot.run_id != self.env.run_id:
             log.warning("the subject belongs to run %s, not %s", snapshot.run_id, self.env.run_id)
@@ -108,6 +110,14 @@ class Preparer:
             raise RunnerError(
                 f"the pull request's branch {pull.head_ref!r} is not a coder branch, and a "
                 f"{workflow.produces} run pushes (only a review may run on any branch)"
+            )
+        if rules.pushes and request is not None and pull.head_sha != request.head_sha:
+            # Asked for (or approved) at one commit: someone pushed since, so what was asked
+            # may no longer fit. A writer asks again to work on the new head.
+            raise RunnerError(
+                f"the branch moved from {request.head_sha[:12]} to {pull.head_sha[:12]} after "
+                f"this run was asked for; nothing was changed. Ask again to work on "
+                f"{pull.head_sha[:12]}."
             )
         if workflow.produces == RELEASE_KIND:
             await workspace.fetch_tags()
@@ -127,8 +137,35 @@ class Preparer:
             on_pull=on_pull,
         )
 
-    async def _config(self, base_ref: str, base_branch: str) -> CoderConfig:
-        parsed = parse_config(await self.workspace.read_file(base_ref, CONFIG_PATH))
+    async def _config(
+        self, base_ref: str, base_branch: str, request: CheckRun | None
+    ) -> CoderConfig:
+        # The app's way of reading config (`resolve_config`), with this repository's file from
+        # the checkout of its default branch. A file that builds on another repository's
+        # (`_extends`, or none: the org's defaults) needs a file this run's token cannot read on
+        # github.com; the app recorded what it merged in the run's check run (app.config_record).
+        repository = self.env.repository
+        own = await self.workspace.read_file(base_ref, CONFIG_PATH)
+        base = base_needed(own, repository)
+        parsed = None
+        if base is not None and base.full_name.lower() != repository.lower():
+            if request is None:
+                request = await self._read_check_run(self.env.check_run, "the run's")
+            parsed = config_from_record(request.text)
+            if parsed is None:
+                log.warning(
+                    "check run %s carries no config record; reading %s with the run's token",
+                    request.id,
+                    base.full_name,
+                )
+
+        async def read(name: str, ref: str | None) -> FileText:
+            if name.lower() == repository.lower():
+                return FileText(own)
+            return await read_config_file(self.gh, name, ref)
+
+        if parsed is None:
+            parsed = (await resolve_config(read, repository, base_ref)).result
         if parsed.config is None:
             problems = "; ".join(str(error) for error in parsed.errors[:5])
             raise RunnerError(f"{CONFIG_PATH} on {base_branch} is invalid: {problems}")

@@ -13,6 +13,7 @@ import gidgethub
 from actions.agent.auth import AuthError, obtain_token
 from actions.agent.github import create_check_run, for_token, update_check_run
 from actions.agent.logs import SECRETS
+from app.buttons import buttons_for
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Iterable
@@ -48,6 +49,7 @@ class CheckRunEnd:
     completed_at: datetime
     details_url: str | None = None
     pushed_sha: str | None = None
+    fixable: bool = False  # a coder branch's pull request a Fix button can work on
 
 
 async def complete_check_run(gh: GitHub, end: CheckRunEnd) -> int:
@@ -60,6 +62,7 @@ async def complete_check_run(gh: GitHub, end: CheckRunEnd) -> int:
     }
     if end.details_url:
         fields["details_url"] = end.details_url
+    fields["actions"] = buttons_for("completed", end.conclusion, fixable=end.fixable)
     if end.pushed_sha is None:
         await update_check_run(gh, end.repository, end.check_run, fields)
         return end.check_run
@@ -81,6 +84,7 @@ async def complete_check_run(gh: GitHub, end: CheckRunEnd) -> int:
             "title": f"Continued on {end.pushed_sha[:12]}",
             "summary": f"This run continued on commit {end.pushed_sha} (check run {carried}).",
         },
+        "actions": [],
     }
     await update_check_run(gh, end.repository, end.check_run, continued)
     return carried

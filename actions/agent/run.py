@@ -47,7 +47,8 @@ from actions.agent.report import (
 from actions.agent.role_prompts import RolePromptError
 from actions.agent.tests import TestResult, run_tests
 from actions.agent.workspace import Author, GitError, PushRefusedError, Workspace
-from app.briefing import TRAILER_MODEL, TRAILER_RUN, TRAILER_WORKFLOW, StepState
+from app.briefing import BRANCH_PREFIX, TRAILER_MODEL, TRAILER_RUN, TRAILER_WORKFLOW, StepState
+from app.conversation import Reaction, Source, react
 from app.labels import RUNNING
 from app.logs import Redactor
 
@@ -196,6 +197,8 @@ class Runner:
         if self.env.actions_run_url:
             fields["details_url"] = self.env.actions_run_url
         await update_check_run(gh, repository, check_run, fields)
+        # That was the check run's edit for this window (DESIGN §4: one per 15 s).
+        self.reporter.check_run_started()
         log.info(
             "run %s (%s, %s) on %s with %s",
             self.env.run_id,
@@ -323,13 +326,18 @@ class Runner:
             completed_at=result.completed_at,
             details_url=self.env.actions_run_url,
             pushed_sha=work.pushed_sha,
+            fixable=plan.pull.head_ref.startswith(BRANCH_PREFIX),
         )
         if not await best_effort("complete the check run", complete_check_run(gh, end)):
             # The job fails, so the app's reconcile loop completes the check run instead.
             conclusion = finish.Conclusion.FAILURE
-        ready = plan.rules.ready_on_success and not plan.on_pull
+        # A run on its own pull request (develop), or one that works on a coder branch's pull
+        # request (a fix), makes it ready; a review of somebody's pull request never does.
+        ours = not plan.on_pull or plan.pull.head_ref.startswith(BRANCH_PREFIX)
+        ready = plan.rules.ready_on_success and ours
         if conclusion is finish.Conclusion.SUCCESS and ready and plan.pull.draft:
             await best_effort("mark the PR ready", mark_ready_for_review(gh, plan.pull.node_id))
+        await self._react(gh, plan, conclusion)
         await self.reporter.finish(finish.pull_status(conclusion, reason, plan.kind))
         await self._remove_running(gh)
         write_job_files(
@@ -404,6 +412,14 @@ class Runner:
             summary=f"**{reason}**",
         )
         return finish.Conclusion.FAILURE
+
+    async def _react(self, gh: RunnerGitHub, plan: Plan, conclusion: finish.Conclusion) -> None:
+        """Answer the comment that asked for the run: 🚀 when it worked, 😕 when not."""
+        source = Source.parse(plan.snapshot.asked_in)
+        if source is None or conclusion is finish.Conclusion.ACTION_REQUIRED:
+            return  # nobody asked in a comment, or the run waits for an answer
+        reaction = Reaction.ROCKET if conclusion.ok else Reaction.CONFUSED
+        await best_effort("react", react(gh, self.env.repository, source, reaction))
 
     async def _remove_running(self, gh: RunnerGitHub) -> None:
         removal = remove_label(gh, self.env.repository, self.env.issue, RUNNING)
