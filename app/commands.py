@@ -16,7 +16,7 @@ import gidgethub
 from gidgethub.routing import Router
 from pydantic import Field
 
-from app import buttons, fix, labels, prompts, run_control, split, verbs
+from app import buttons, fix, labels, prompt_text, prompts, run_control, split, verbs
 from app import command_replies as say
 from app.artifacts import load_artifact
 from app.command_parser import Command, ParsedComment, parse_comment
@@ -113,7 +113,7 @@ async def answer_comment(event: Event, gh: GitHubAPI) -> None:
     created = IssueCommentCreated.from_payload(event.data)
     parsed = parse_comment(created.comment.body)
     issue, repository = created.issue, created.repository
-    quotes = issue.is_pull_request and prompts.quotes(created.comment.body)
+    quotes = issue.is_pull_request and prompt_text.quotes(created.comment.body)
     if not parsed.commands and not quotes:
         return
     pull: Mapping[str, Any] | None = None
@@ -141,7 +141,7 @@ async def answer_comment(event: Event, gh: GitHubAPI) -> None:
 
 async def answer_by_quote(session: Session, body: str | None) -> None:
     """A reply quoting a waiting question answers it, as `/coder answer` would."""
-    found = prompts.quoted_answer(body, await prompts.open_prompts(session))
+    found = prompt_text.quoted_answer(body, await prompts.open_prompts(session))
     if found is None or session.state != "open":
         return
     prompt, text = found

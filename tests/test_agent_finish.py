@@ -9,6 +9,7 @@ import pytest
 
 from actions.agent.backends import Finished, StopReason
 from actions.agent.finish import (
+    WAITS_FOR_APPROVAL,
     Conclusion,
     RunResult,
     build_artifact,
@@ -152,11 +153,19 @@ def test_failing_tests_show_their_tail_in_a_fence_that_cannot_be_closed_early():
     assert "failed (`make test`, 2 s, exit code 1)" in summary
 
 
-def test_a_stuck_run_quotes_the_question_and_says_answering_is_not_built_yet():
+def test_a_stuck_run_quotes_the_question_and_says_how_to_answer():
     run = result(stuck_question="Which flag?\nverbose or debug?", tests=None)
+    assert conclude(run)[0] is Conclusion.ACTION_REQUIRED
     summary = render_summary(Conclusion.ACTION_REQUIRED, "stuck", run)
     assert "> Which flag?\n> verbose or debug?" in summary
-    assert "human-in-the-loop" in summary
+    assert "`/coder answer <your answer>`" in summary
+
+
+def test_a_plan_waiting_for_approval_is_action_required_and_says_how_to_approve():
+    run = result(awaiting_approval=True, tests=None)
+    assert conclude(run) == (Conclusion.ACTION_REQUIRED, WAITS_FOR_APPROVAL)
+    assert render_title(Conclusion.ACTION_REQUIRED, run) == "The plan waits for approval"
+    assert "`/coder approve`" in render_summary(Conclusion.ACTION_REQUIRED, "waits", run)
 
 
 def test_long_file_lists_and_huge_outputs_stay_within_githubs_limit():

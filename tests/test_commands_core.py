@@ -15,7 +15,7 @@ from app.fix import (
     log_tail,
     threads_of,
 )
-from app.prompts import (
+from app.prompt_text import (
     PLAN,
     QUESTION,
     Prompt,

@@ -39,6 +39,7 @@ class AgentOutcome:
     finished: Finished | None = None
     role: str | None = None
     stuck_question: str | None = None
+    awaiting_approval: bool = False  # stopped after the architect, for a person to approve
     over_budget: bool = False
     cost_usd: float = 0.0
     tokens: int | None = None
@@ -53,6 +54,7 @@ class AgentOutcome:
         return (
             finished_ok
             and self.stuck_question is None
+            and not self.awaiting_approval
             and not self.over_budget
             and self.artifact_error is None
         )
@@ -66,6 +68,8 @@ class AgentOutcome:
         """Return a few words on why the loop stopped, for the checklist."""
         if self.stuck_question is not None:
             return "stuck"
+        if self.awaiting_approval:
+            return "waits for approval"
         if self.over_budget:
             return "over budget"
         if self.artifact_error is not None:
@@ -97,6 +101,7 @@ class AgentLoop:
     role_prompts: Mapping[str, str] = field(default_factory=dict)
     subject: Subject = field(default_factory=Subject)
     input_artifact: BaseModel | None = None
+    pause_after: str | None = None  # stop after this role for a person's approval
 
     async def run(self, roles: tuple[str, ...]) -> AgentOutcome:
         """Run each role in turn; stop at the first that does not finish well."""
@@ -122,6 +127,13 @@ class AgentLoop:
                 self.workspace.unseal()
             if outcome.go_on:
                 self._take_artifact(role, artifact_file, outcome)
+            if outcome.go_on and role == self.pause_after and index + 1 < len(roles):
+                self.reporter.step(role, StepState.DONE)
+                outcome.awaiting_approval = True
+                for waiting in roles[index + 1 :]:
+                    self.reporter.step(waiting, StepState.SKIPPED, outcome.note())
+                log.info("[%s] done; the plan waits for approval", role)
+                break
             if not outcome.go_on:
                 self.reporter.step(role, StepState.FAILED, outcome.note())
                 for skipped in roles[index + 1 :]:

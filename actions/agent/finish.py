@@ -33,10 +33,16 @@ if TYPE_CHECKING:
 MAX_FILES_LISTED = 50
 MAX_OUTPUT_CHARS = 60_000  # GitHub caps check-run summary and text at 65535 characters
 BACKTICK_RUN = re.compile(r"`+")
-ANSWER_NOT_BUILT = (
-    "Answering from GitHub (`/coder answer`) arrives with the human-in-the-loop flow; for now, "
-    "answer in the issue and label it again, or push to the branch yourself."
+HOW_TO_ANSWER = (
+    "Answer on the pull request with `/coder answer <your answer>`, or reply quoting the "
+    "question: a new run goes on from this step with the answer. The job has ended, so waiting "
+    "costs nothing."
 )
+HOW_TO_APPROVE = (
+    "`/coder approve` on the pull request runs the steps after the architect with this plan; "
+    "`/coder fix <changes>` has the architect plan again first."
+)
+WAITS_FOR_APPROVAL = "The architect's plan waits for approval (approve_plan)."
 
 
 class Conclusion(StrEnum):
@@ -83,6 +89,7 @@ class RunResult:
     agent: Finished | None = None  # the last agent session's end
     agent_role: str | None = None
     stuck_question: str | None = None
+    awaiting_approval: bool = False  # the run stopped after the architect (approve_plan)
     over_budget: bool = False
     error: str | None = None  # the runner itself could not go on
     changed_files: tuple[str, ...] = ()
@@ -131,6 +138,8 @@ def conclude(result: RunResult) -> tuple[Conclusion, str]:
         return Conclusion.TIMED_OUT, "The run ran out of time while the tests ran."
     if result.stuck_question is not None:
         return Conclusion.ACTION_REQUIRED, f"The agent is stuck and asks: {result.stuck_question}"
+    if result.awaiting_approval:
+        return Conclusion.ACTION_REQUIRED, WAITS_FOR_APPROVAL
     if result.over_budget:
         return Conclusion.FAILURE, (
             f"The agent spent ${result.cost_usd:.2f}, over the run's budget of "
@@ -184,7 +193,11 @@ def render_title(conclusion: Conclusion, result: RunResult) -> str:
         Conclusion.NEUTRAL: f"{files} changed; no tests configured",
         Conclusion.FAILURE: "coder could not finish this run",
         Conclusion.TIMED_OUT: "Stopped at a time limit",
-        Conclusion.ACTION_REQUIRED: "The agent needs an answer",
+        Conclusion.ACTION_REQUIRED: (
+            "The plan waits for approval"
+            if result.awaiting_approval
+            else "The agent needs an answer"
+        ),
     }[conclusion]
 
 
@@ -209,7 +222,9 @@ def render_summary(conclusion: Conclusion, reason: str, result: RunResult) -> st
         ),
     ]
     if result.stuck_question is not None:
-        lines += ["", "### The question", "", _quote(result.stuck_question), "", ANSWER_NOT_BUILT]
+        lines += ["", "### The question", "", _quote(result.stuck_question), "", HOW_TO_ANSWER]
+    if result.awaiting_approval:
+        lines += ["", HOW_TO_APPROVE]
     if result.changed_files:
         lines += ["", "### Files changed", ""]
         lines += [f"- `{path}`" for path in result.changed_files[:MAX_FILES_LISTED]]

@@ -218,6 +218,15 @@ async def update_pull_body(gh: GitHub, repository: str, number: int, body: str) 
     )
 
 
+async def post_comment(gh: GitHub, repository: str, number: int, body: str) -> None:
+    """Comment on an issue or pull request (a run posts its question this way, once)."""
+    await gh.post(
+        "/repos/{owner}/{repo}/issues/{number}/comments",
+        {**_split(repository), "number": number},
+        data={"body": body},
+    )
+
+
 async def mark_ready_for_review(gh: GitHub, node_id: str) -> None:
     """Take a pull request out of draft (GraphQL only: REST has no endpoint for it)."""
     await gh.graphql(MARK_READY, id=node_id)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("coder-agent")
 
 RELEASE_KIND = "release"
+ARCHITECT = "architect"
 
 
 class RunnerError(Exception):
@@ -67,6 +68,20 @@ class Plan:
     def kind(self) -> str:
         """Return the kind of artifact the run produces."""
         return self.workflow.produces
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """Return the steps this run takes: all, or a continuation's from the one that asked."""
+        steps, at = self.workflow.steps, self.snapshot.resume_at
+        return steps[steps.index(at) :] if at in steps else steps
+
+    @property
+    def pause_after(self) -> str | None:
+        """Return the step after which the run waits for approval (`approve_plan`), if any."""
+        steps = self.steps
+        if not self.workflow.approve_plan or ARCHITECT not in steps[:-1]:
+            return None
+        return ARCHITECT
 
     @property
     def rules(self) -> KindRules:

@@ -90,6 +90,15 @@ async def complete_check_run(gh: GitHub, end: CheckRunEnd) -> int:
     return carried
 
 
+async def completed_check_run(gh: GitHub, end: CheckRunEnd) -> int | None:
+    """Complete the run's check run (see `complete_check_run`); its id, or None if GitHub failed."""
+    try:
+        return await complete_check_run(gh, end)
+    except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError) as error:
+        log.warning("could not complete the check run: %s", error)
+        return None
+
+
 async def best_effort(what: str, call: Awaitable[object]) -> bool:
     """Await a GitHub call whose failure must not end the run; log it and go on."""
     try:

@@ -28,29 +28,33 @@ from actions.agent.github import (
     for_token,
     get_pull,
     mark_ready_for_review,
+    post_comment,
     remove_label,
     update_check_run,
     update_pull_body,
 )
 from actions.agent.kinds import PUSH_STEP, TESTS_STEP, after_roles
 from actions.agent.logs import SECRETS
-from actions.agent.prepare import Plan, Preparer, RunnerError
+from actions.agent.prepare import ARCHITECT, Plan, Preparer, RunnerError
 from actions.agent.progress import INTERVAL_SECONDS, CheckRunOutput, ProgressReporter
 from actions.agent.report import (
     CheckRunEnd,
     best_effort,
     complete_check_run,
+    completed_check_run,
     iso,
     mask,
     write_job_files,
 )
 from actions.agent.role_prompts import RolePromptError
+from actions.agent.step_artifacts import plan_of
 from actions.agent.tests import TestResult, run_tests
 from actions.agent.workspace import Author, GitError, PushRefusedError, Workspace
 from app.briefing import BRANCH_PREFIX, TRAILER_MODEL, TRAILER_RUN, TRAILER_WORKFLOW, StepState
 from app.conversation import Reaction, Source, react
 from app.labels import RUNNING
 from app.logs import Redactor
+from app.prompt_text import PLAN, QUESTION, Prompt, plan_markdown, render_prompt
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
 
     from actions.agent.env import RunnerEnv
     from actions.agent.github import PullRequest
+    from actions.agent.step_artifacts import StepArtifact
     from app.config import CoderConfig
     from app.retry import RetryPolicy
 
@@ -180,7 +185,7 @@ class Runner:
 
         self.reporter = ProgressReporter(
             plan.snapshot,
-            plan.workflow.steps,
+            plan.steps,
             # A pull-request subject's body belongs to its author (or to the run that opened it).
             publish_pull_body=None if plan.on_pull else publish_pull_body,
             publish_check_run=publish_check_run,
@@ -227,8 +232,9 @@ class Runner:
             role_prompts=plan.role_prompts,
             subject=Subject(plan.pull.base_ref if plan.on_pull else None),
             input_artifact=plan.input_artifact,
+            pause_after=plan.pause_after,
         )
-        work.outcome = await loop.run(plan.workflow.steps)
+        work.outcome = await loop.run(plan.steps)
         if not plan.rules.pushes:
             # A review reads the code and hands in a verdict; nothing it touched is kept.
             log.info("a %s run commits and pushes nothing", plan.kind)
@@ -328,9 +334,12 @@ class Runner:
             pushed_sha=work.pushed_sha,
             fixable=plan.pull.head_ref.startswith(BRANCH_PREFIX),
         )
-        if not await best_effort("complete the check run", complete_check_run(gh, end)):
+        completed = await completed_check_run(gh, end)
+        if completed is None:
             # The job fails, so the app's reconcile loop completes the check run instead.
             conclusion = finish.Conclusion.FAILURE
+        elif conclusion is finish.Conclusion.ACTION_REQUIRED:
+            await best_effort("ask on the pull request", self._ask(gh, plan, work, completed))
         # A run on its own pull request (develop), or one that works on a coder branch's pull
         # request (a fix), makes it ready; a review of somebody's pull request never does.
         ours = not plan.on_pull or plan.pull.head_ref.startswith(BRANCH_PREFIX)
@@ -367,6 +376,7 @@ class Runner:
             agent=outcome.finished,
             agent_role=outcome.role,
             stuck_question=outcome.stuck_question,
+            awaiting_approval=outcome.awaiting_approval,
             over_budget=outcome.over_budget,
             error=work.error,
             changed_files=work.changed if work.pushed_sha else (),
@@ -413,6 +423,28 @@ class Runner:
         )
         return finish.Conclusion.FAILURE
 
+    async def _ask(self, gh: RunnerGitHub, plan: Plan, work: Work, check_run: int) -> None:
+        """Post the run's question (or its plan) on the pull request, for a person to answer."""
+        outcome = work.outcome
+        if outcome.stuck_question is not None:
+            kind, question = QUESTION, outcome.stuck_question
+            resume_at = outcome.role or plan.steps[0]
+        else:
+            kind, question = PLAN, plan_markdown(_plan_fields(outcome.artifacts))
+            resume_at = plan.steps[plan.steps.index(ARCHITECT) + 1]
+        prompt = Prompt(
+            prompt_id=self.env.run_id,
+            kind=kind,
+            check_run=check_run,
+            workflow=plan.snapshot.workflow,
+            resume_at=resume_at,
+            head_sha=work.pushed_sha or plan.pull.head_sha,
+            model=plan.snapshot.model,
+            question=self.redact(question),
+        )
+        await post_comment(gh, self.env.repository, plan.pull.number, render_prompt(prompt))
+        log.info("asked on pull request #%d; the run waits at %s", plan.pull.number, resume_at)
+
     async def _react(self, gh: RunnerGitHub, plan: Plan, conclusion: finish.Conclusion) -> None:
         """Answer the comment that asked for the run: 🚀 when it worked, 😕 when not."""
         source = Source.parse(plan.snapshot.asked_in)
@@ -443,3 +475,8 @@ class Runner:
             log.error("unexpected error while %s", stage, exc_info=error)
             text = f"coder-agent failed while {stage} ({type(error).__name__})"
         return self.redact(text)
+
+
+def _plan_fields(artifacts: list[StepArtifact]) -> dict[str, Any] | None:
+    plan = plan_of(artifacts)
+    return plan.model_dump() if plan is not None else None

@@ -1,0 +1,344 @@
+"""Full loops on devhub with the real runner: stuck → answer, CI failure → fix, a plan → approve.
+
+Every job runs the installed `coder-agent` on devhub's local runner; the agent is the `script`
+backend (deterministic, not an AI), a small program in the repository that reads its briefing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from app.briefing import parse_trailers
+from app.installation import ensure_labels
+from app.markers import parse_markers
+
+REPO = "acme/widgets"
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = (ROOT / "workflows-templates" / "coder.yml").read_text()
+CONFIG = """\
+agent: {backend: script, script: tools/agent.py}
+tests: {command: "test -f hello.txt"}
+"""
+
+
+class Person:
+    """Alice, the repository's owner, on GitHub; and what coder did in answer."""
+
+    def __init__(self, devhub, admin, org, app_server):
+        self.devhub = devhub
+        self.admin = admin
+        self.app_server = app_server
+        self.rest = admin.rest(org.owner.token)
+
+    async def call(self, method, path, body=None, ok=(200, 201)):
+        status, _, answer = await self.rest.request(method, path, body)
+        assert status in ok, (method, path, status, answer)
+        return answer
+
+    async def get(self, path):
+        return await self.call("GET", f"/repos/{REPO}{path}")
+
+    async def put_file(self, path, text, branch=None):
+        content = base64.b64encode(text.encode()).decode()
+        body = {"message": f"add {path}", "content": content} | (
+            {"branch": branch} if branch else {}
+        )
+        await self.call("PUT", f"/repos/{REPO}/contents/{path}", body)
+
+    async def setup(self, agent, config=CONFIG):
+        await self.put_file(".github/workflows/coder.yml", TEMPLATE)
+        await self.put_file(".github/coder.yml", config)
+        await self.put_file("tools/agent.py", agent)
+
+    async def develop(self, title="Say hello"):
+        issue = await self.call("POST", f"/repos/{REPO}/issues", {"title": title, "body": "Hi."})
+        number = issue["number"]
+        await self.call(
+            "POST", f"/repos/{REPO}/issues/{number}/labels", {"labels": ["coder:develop"]}
+        )
+        return number
+
+    async def comment(self, number, body):
+        seen = {d["id"] for d in await self.admin.deliveries()}
+        comment = await self.call("POST", f"/repos/{REPO}/issues/{number}/comments", {"body": body})
+        delivery = await self.devhub.wait_for_delivery(
+            event="issue_comment", action="created", predicate=lambda d: d.id not in seen
+        )
+        assert await self.app_server.queue.wait_for(delivery.guid) == "ok"
+        return comment
+
+    async def pull_of(self, number):
+        pulls = await self.get("/pulls?state=all")
+        [pull] = [p for p in pulls if p["head"]["ref"].startswith(f"coder/{number}-")]
+        return pull
+
+    async def check_runs(self, sha, name=None):
+        runs = (await self.get(f"/commits/{sha}/check-runs?filter=all"))["check_runs"]
+        return [r for r in runs if name is None or r["name"] == name]
+
+    async def reactions(self, comment_id):
+        answer = await self.get(f"/issues/comments/{comment_id}/reactions")
+        return {r["content"] for r in answer}
+
+
+@pytest.fixture
+async def alice(devhub, admin, org, app_server):
+    await ensure_labels(app_server.access.for_installation(org.installation_id), REPO)
+    return Person(devhub, admin, org, app_server)
+
+
+def job_log(run):
+    return "\n".join(line for job in run.jobs for line in job.log)
+
+
+def is_coder(run):
+    return run.workflow_path.endswith("/coder.yml")
+
+
+async def finished(devhub, seen):
+    """Wait for the next coder job (not in `seen`) to complete; return its workflow run."""
+    run = await devhub.wait_for_run(
+        lambda r: r.id not in seen and is_coder(r) and r.status == "completed", timeout=90
+    )
+    seen.add(run.id)
+    return run
+
+
+STUCK_AGENT = """\
+import os, pathlib
+role = os.environ["CODER_ROLE"]
+briefing = pathlib.Path(os.environ["CODER_BRIEFING_FILE"]).read_text()
+print(f"STATUS: {role} at work")
+if role == "implementer":
+    pathlib.Path("draft.txt").write_text("started\\n")
+    if "## The answer, from @alice" not in briefing:
+        print("STUCK: Which greeting should it print?")
+    else:
+        greeting = briefing.split("## The answer, from @alice")[1].split("##")[0].strip()
+        pathlib.Path("hello.txt").write_text(greeting + "\\n")
+"""
+
+
+async def test_stuck_then_answered_then_done(alice, devhub):
+    await alice.setup(STUCK_AGENT)
+    number = await alice.develop()
+    seen: set[int] = set()
+    run = await finished(devhub, seen)
+    assert run.conclusion == "failure", job_log(run)  # the job ends; the check run says why
+    pull = await alice.pull_of(number)
+    [check_run] = await alice.check_runs(pull["head"]["sha"], "coder/develop")
+    assert check_run["conclusion"] == "action_required"
+    assert "Which greeting should it print?" in check_run["output"]["summary"]
+    # The work so far is pushed; the question is on the pull request, marked.
+    files = await alice.get(f"/pulls/{pull['number']}/files")
+    assert [f["filename"] for f in files] == ["draft.txt"]
+    [prompt] = [
+        c
+        for c in await alice.get(f"/issues/{pull['number']}/comments")
+        if "coder:prompt" in c["body"]
+    ]
+    [marker] = parse_markers(prompt["body"])
+    assert (marker.fields["ask"], marker.fields["resume_at"]) == ("question", "implementer")
+    assert marker.fields["check_run"] == str(check_run["id"])
+
+    answer = await alice.comment(pull["number"], "/coder answer Hello, world")
+    run = await finished(devhub, seen)
+    assert run.conclusion == "success", job_log(run)
+    pull = await alice.pull_of(number)
+    assert pull["draft"] is False
+    [done] = await alice.check_runs(pull["head"]["sha"], "coder/develop")
+    assert done["conclusion"] == "success"
+    hello = await alice.get(f"/contents/hello.txt?ref={pull['head']['ref']}")
+    assert base64.b64decode(hello["content"]).decode() == "Hello, world\n"
+    # The continuation started at the step that asked: the architect did not run again.
+    assert "[architect]" not in job_log(run)
+    assert await alice.reactions(answer["id"]) == {"eyes", "rocket"}
+    # The question's check run says who answered; a second answer finds nothing waiting.
+    asked = await alice.call("GET", f"/repos/{REPO}/check-runs/{check_run['id']}")
+    assert (asked["conclusion"], asked["output"]["title"]) == ("neutral", "Answered by @alice")
+    await alice.comment(pull["number"], "/coder answer again")
+    assert (
+        "no run here is waiting for an answer"
+        in (await alice.get(f"/issues/{pull['number']}/comments"))[-1]["body"]
+    )
+
+
+FIXING_AGENT = """\
+import os, pathlib
+role = os.environ["CODER_ROLE"]
+briefing = pathlib.Path(os.environ["CODER_BRIEFING_FILE"]).read_text()
+print(f"STATUS: {role} at work")
+if role == "implementer" and "The check `ci` ended `failure`" in briefing:
+    assert "ZeroDivisionError" in briefing, briefing
+    pathlib.Path("calc.py").write_text("def ratio(a, b):\\n    return a / b if b else 0\\n")
+elif role == "implementer":
+    pathlib.Path("hello.txt").write_text("hello\\n")
+    pathlib.Path("calc.py").write_text("def ratio(a, b):\\n    return a / b\\n")
+"""
+
+
+async def test_a_failing_ci_check_is_fixed_and_goes_green(alice, devhub, admin):
+    await alice.setup(FIXING_AGENT)
+    number = await alice.develop()
+    seen: set[int] = set()
+    run = await finished(devhub, seen)
+    assert run.conclusion == "success", job_log(run)
+    pull = await alice.pull_of(number)
+    head = pull["head"]["sha"]
+    # CI (another app) fails on the pushed commit.
+    log = "tests/test_calc.py::test_zero FAILED\nZeroDivisionError: division by zero\n"
+    await admin.report_ci(REPO, head, "ci", "failure", summary="1 failed", log=log)
+    run = await finished(devhub, seen)
+    assert run.conclusion == "success", job_log(run)
+    pull = await alice.pull_of(number)
+    assert pull["head"]["sha"] != head
+    commit = await alice.get(f"/git/commits/{pull['head']['sha']}")
+    trailers = parse_trailers(commit["message"])
+    assert (trailers["Coder-Workflow"], trailers["Coder-Model"]) == ("fix", "opus")
+    [fix] = await alice.check_runs(pull["head"]["sha"], "coder/fix")
+    assert fix["conclusion"] == "success"
+    calc = await alice.get(f"/contents/calc.py?ref={pull['head']['ref']}")
+    assert "if b else 0" in base64.b64decode(calc["content"]).decode()
+    # CI is green on the fix: nothing more starts.
+    await admin.report_ci(REPO, pull["head"]["sha"], "ci", "success")
+    assert [r for r in await alice.check_runs(pull["head"]["sha"]) if r["name"] == "coder/fix"] == [
+        fix
+    ]
+
+
+PLANNING_AGENT = """\
+import json, os, pathlib
+role = os.environ["CODER_ROLE"]
+briefing = pathlib.Path(os.environ["CODER_BRIEFING_FILE"]).read_text()
+print(f"STATUS: {role} at work")
+if role == "architect":
+    steps = ["write hello.txt"]
+    if "## Revise the plan" in briefing:
+        steps.append("and say it twice")
+    plan = {"kind": "plan", "summary": "Greet.", "files": ["hello.txt"], "steps": steps}
+    pathlib.Path(os.environ["CODER_ARTIFACT_FILE"]).write_text(json.dumps(plan))
+if role == "implementer":
+    assert "## The approved plan (approved by @alice)" in briefing, briefing
+    twice = "say it twice" in briefing
+    pathlib.Path("hello.txt").write_text("hello\\n" * (2 if twice else 1))
+"""
+
+
+async def test_a_plan_waits_for_approval_is_revised_then_approved(alice, devhub):
+    config = CONFIG + "workflows: {develop: {approve_plan: true}}\n"
+    await alice.setup(PLANNING_AGENT, config)
+    number = await alice.develop()
+    seen: set[int] = set()
+    await finished(devhub, seen)
+    pull = await alice.pull_of(number)
+    [waiting] = await alice.check_runs(pull["head"]["sha"], "coder/develop")
+    assert (waiting["conclusion"], waiting["output"]["title"]) == (
+        "action_required",
+        "The plan waits for approval",
+    )
+    prompts = [
+        c
+        for c in await alice.get(f"/issues/{pull['number']}/comments")
+        if "coder:prompt" in c["body"]
+    ]
+    assert "1. write hello.txt" in prompts[-1]["body"]
+
+    await alice.comment(pull["number"], "/coder fix say it twice as well")
+    await finished(devhub, seen)
+    prompts = [
+        c
+        for c in await alice.get(f"/issues/{pull['number']}/comments")
+        if "coder:prompt" in c["body"]
+    ]
+    assert len(prompts) == 2
+    assert "2. and say it twice" in prompts[-1]["body"]
+
+    await alice.comment(pull["number"], "/coder approve")
+    run = await finished(devhub, seen)
+    assert run.conclusion == "success", job_log(run)
+    pull = await alice.pull_of(number)
+    hello = await alice.get(f"/contents/hello.txt?ref={pull['head']['ref']}")
+    assert base64.b64decode(hello["content"]).decode() == "hello\nhello\n"
+    assert json.loads(json.dumps(pull))["draft"] is False
+
+
+HANGING_AGENT = """\
+import os, socket, time
+print("STATUS: thinking", flush=True)
+if os.environ["CODER_ROLE"] == "implementer":
+    with socket.create_connection(("127.0.0.1", {port})) as started:
+        started.sendall(b"started")
+    time.sleep(3600)
+"""
+
+
+async def test_cancel_while_running_stops_the_job(alice, devhub):
+    started: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def agent_started(reader, writer):
+        started.put_nowait(await reader.read())
+        writer.close()
+
+    server = await asyncio.start_server(agent_started, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    await alice.setup(HANGING_AGENT.format(port=port))
+    number = await alice.develop()
+    # The implementer runs: the job has taken the run, its check run is in progress.
+    assert await asyncio.wait_for(started.get(), timeout=60) == b"started"
+    running = await devhub.wait_for_run(lambda r: r.status == "in_progress")
+    pull = await alice.pull_of(number)
+    comment = await alice.comment(number, "/coder cancel")
+    done = await devhub.wait_for_run(running.id, timeout=60)
+    server.close()
+    assert done.conclusion == "cancelled"
+    [check_run] = await alice.check_runs(pull["head"]["sha"], "coder/develop")
+    assert (check_run["conclusion"], check_run["output"]["title"]) == (
+        "cancelled",
+        "Cancelled by @alice",
+    )
+    assert await alice.reactions(comment["id"]) == {"eyes", "rocket"}
+
+
+REVIEWED_AGENT = """\
+import os, pathlib
+role = os.environ["CODER_ROLE"]
+briefing = pathlib.Path(os.environ["CODER_BRIEFING_FILE"]).read_text()
+print(f"STATUS: {role} at work")
+if role == "implementer" and "requested changes" in briefing:
+    assert "Say it louder." in briefing and "@bob: Capitals, please." in briefing, briefing
+    pathlib.Path("hello.txt").write_text("HELLO\\n")
+elif role == "implementer":
+    pathlib.Path("hello.txt").write_text("hello\\n")
+"""
+
+
+async def test_changes_requested_are_fixed(alice, devhub, admin):
+    await alice.setup(REVIEWED_AGENT)
+    bob = await admin.create_user("bob")
+    await admin.add_collaborator(REPO, "bob", "write")
+    number = await alice.develop()
+    seen: set[int] = set()
+    run = await finished(devhub, seen)
+    assert run.conclusion == "success", job_log(run)
+    pull = await alice.pull_of(number)
+    review = {
+        "event": "REQUEST_CHANGES",
+        "body": "Say it louder.",
+        "comments": [{"path": "hello.txt", "line": 1, "body": "Capitals, please."}],
+    }
+    status, _, answer = await admin.rest(bob.token).post(
+        f"/repos/{REPO}/pulls/{pull['number']}/reviews", review
+    )
+    assert status == 200, answer
+    run = await finished(devhub, seen)
+    assert run.conclusion == "success", job_log(run)
+    pull = await alice.pull_of(number)
+    hello = await alice.get(f"/contents/hello.txt?ref={pull['head']['ref']}")
+    assert base64.b64decode(hello["content"]).decode() == "HELLO\n"
+    [fix] = await alice.check_runs(pull["head"]["sha"], "coder/fix")
+    assert fix["conclusion"] == "success"
