@@ -29,6 +29,7 @@ from rich.markup import escape
 
 from app.artifacts import load_develop_artifact
 from app.briefing import parse_trailers
+from app.demo_iterate import iterate
 from app.demo_repo import ISSUE_BODY, ISSUE_TITLE, demo_files
 from app.labels import CODER_LABELS, DEVELOP
 from app.settings import load_settings
@@ -49,10 +50,12 @@ API_TARGET = 12
 # What one develop run costs today, call by call in docs/develop-run.md ("The API budget").
 API_ACCOUNTED = 15
 
-# Built, though this demo shows only develop: research/design chains with typed hand-offs, and
-# model escalation (docs/workflows-as-code.md). A review run's verdict reaches only its check run.
+# Built, though this demo shows only develop and a fix: research/design chains with typed
+# hand-offs (docs/workflows-as-code.md), every /coder command, check-run buttons, the
+# changes-requested loop and human-in-the-loop answers (docs/commands.md). A review run's verdict
+# reaches only its check run.
 NOT_BUILT_YET = (
-    "the full /coder command set, check-run buttons, fix loops, human-in-the-loop answers",
+    "fix runs on pull requests from forks (allow_fork_runs), approving an overspend",
     "review posted as a pull-request review, and the policy gates (coder/policy, coder/claims)",
     "the merge queue, and scheduling across repositories",
 )
@@ -142,8 +145,11 @@ async def _walk(demo: Demo, stack: AsyncExitStack, state_dir: Path) -> None:
     demo.check(run_conclusion == "success", "the Actions run succeeded", str(run_conclusion))
     requests = (await admin.requests())[requests_before:]
 
-    await _show_result(demo, rest, issue["number"])
+    pull = await _show_result(demo, rest, issue["number"])
     _show_api_calls(demo, requests)
+    await iterate(
+        demo, hub=hub, admin=admin, queue=queue, rest=rest, full_name=FULL_NAME, pull=pull
+    )
     await _redelivery_has_no_effect(demo, hub, admin, rest)
     await _forged_webhook_is_refused(demo, hub, app_url)
     if hub.strict:

@@ -48,6 +48,12 @@ briefing = pathlib.Path(os.environ["CODER_BRIEFING_FILE"]).read_text()
 print(f"STATUS: {role}: read the briefing ({len(briefing.splitlines())} lines)", flush=True)
 if role == "architect":
     print("STATUS: architect: the bug is in calc.add, which subtracts", flush=True)
+elif role == "implementer" and "add() takes ints" in briefing:
+    # A fix run: the failing CI check's log, in the briefing, says floats are rejected.
+    source = pathlib.Path("calc.py")
+    text = source.read_text()
+    source.write_text(text.replace("a: int, b: int) -> int", "a: float, b: float) -> float"))
+    print("STATUS: implementer: calc.add takes floats too", flush=True)
 elif role == "implementer":
     source = pathlib.Path("calc.py")
     source.write_text(source.read_text().replace("return a - b", "return a + b"))

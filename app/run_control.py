@@ -23,7 +23,13 @@ from app.fix import request_fix
 from app.gate import start_run
 from app.once import update_check_run, where
 from app.reconcile import coder_workflow_runs, remove_running_label
-from app.subject_runs import issue_of_branch, newest, runs_of_issue, runs_of_pull
+from app.subject_runs import (
+    issue_of_branch,
+    newest,
+    runs_of_issue,
+    runs_of_pull,
+    runs_of_pull_history,
+)
 from app.triggers import fetch_subject
 
 if TYPE_CHECKING:
@@ -52,7 +58,13 @@ async def show_status(
 ) -> Outcome:
     """Reply with the subject's runs: state, model and cost, and whether it waits in line."""
     del command, known, parsed
-    runs = await subject_runs(session)
+    pull = session.subject.pull
+    if pull is None:
+        runs = await subject_runs(session)
+    else:
+        runs = await runs_of_pull_history(
+            session.gh, session.repo, session.number, pull.sha, session.app_id
+        )
     names = set(session.subject.labels)
     kind = "pull request" if session.is_pull else "issue"
     reply = say.status_reply(

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from app import checks
 from app.artifacts import parse_artifact_block
-from app.briefing import BRANCH_PREFIX, parse_run_request
+from app.briefing import BRANCH_PREFIX, TRAILER_RUN, parse_run_request, parse_trailers
+from app.once import where
 from app.reconcile import check_runs_on, run_branches
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 NOT_RUNS = frozenset({checks.check_name(checks.INPUT_CHECK), checks.check_name("config")})
 FAILED = frozenset({"failure", "timed_out", "cancelled", "action_required", "stale"})
 RUN_BRANCH = re.compile(rf"^{re.escape(BRANCH_PREFIX)}(?P<number>[0-9]+)-")
+PULL_COMMITS_URL = "/repos/{owner}/{repo}/pulls/{number}/commits{?per_page}"
 ACTIONS_RUN_URL = re.compile(r"/actions/runs/(?P<id>[0-9]+)")
 # The queued check run's summary names the model (`app.checks.queued_check_run`).
 MODEL_LINE = re.compile(r"^- model: (?P<model>\S+)", re.MULTILINE)
@@ -124,6 +126,25 @@ def newest(runs: Iterable[RunView], *, active: bool | None = None) -> RunView | 
 async def runs_of_pull(gh: GitHubAPI, repo: str, head_sha: str, app_id: int) -> list[RunView]:
     """Return the runs on a pull request's head commit."""
     return ours(await check_runs_on(gh, repo, head_sha), app_id)
+
+
+async def runs_of_pull_history(
+    gh: GitHubAPI, repo: str, number: int, head_sha: str, app_id: int
+) -> list[RunView]:
+    """Return the runs on a pull request's head and on its commits that coder runs made."""
+    commits = [
+        commit
+        async for commit in gh.getiter(PULL_COMMITS_URL, where(repo, number=number, per_page=100))
+    ]
+    shas = [
+        str(commit["sha"])
+        for commit in commits
+        if TRAILER_RUN in parse_trailers(str((commit.get("commit") or {}).get("message", "")))
+    ]
+    found: list[Mapping[str, Any]] = []
+    for sha in dict.fromkeys([*shas, head_sha]):
+        found += await check_runs_on(gh, repo, sha)
+    return ours(found, app_id)
 
 
 async def runs_of_issue(gh: GitHubAPI, repo: str, number: int, app_id: int) -> list[RunView]:

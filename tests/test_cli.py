@@ -102,7 +102,7 @@ def test_help_lists_the_commands() -> None:
         assert command in result.output
 
 
-async def test_demo_runs_the_develop_journey_and_checks_every_step() -> None:
+async def test_demo_runs_develop_then_a_fix_and_checks_every_step() -> None:
     out = io.StringIO()
     status = await run_demo(console=Console(file=out, width=200, color_system=None))
     text = out.getvalue()
@@ -120,6 +120,13 @@ async def test_demo_runs_the_develop_journey_and_checks_every_step() -> None:
         "still one branch and one pull request",
         "rejected before the body was parsed (HTTP 401)",
         "0 violation(s)",
+        # The iterate part: CI fails, coder fixes it by itself, then a status.
+        "check ci / test failed on",
+        "check run coder/fix is green",
+        "one tier up from the develop run",
+        "coder replied with the runs",
+        "| fix |",
+        "| develop |",
     ):
         assert line in text, line
     assert "rate-limited REST calls for the whole run (DESIGN §8: ≤ 12)" in text
