@@ -62,6 +62,7 @@ class QueuedRun:
     pull_url: str
     steps: tuple[str, ...]
     model_reason: str = ""
+    attempt: int | None = None  # a fix run's attempt number on its pull request
 
 
 def queued_check_run(run: QueuedRun, head_sha: str, text: str | None = None) -> dict[str, Any]:
@@ -79,6 +80,7 @@ def queued_check_run(run: QueuedRun, head_sha: str, text: str | None = None) -> 
             ),
             "",
             f"- workflow: {run.workflow} ({', '.join(run.steps)})",
+            *([f"- attempt: {run.attempt}"] if run.attempt else []),
             f"- model: {model}",
             f"- runs on: {runner}",
             "",
@@ -88,7 +90,8 @@ def queued_check_run(run: QueuedRun, head_sha: str, text: str | None = None) -> 
             ),
         ]
     )
-    output = {"title": f"Queued: {run.workflow} with {run.model}", "summary": summary}
+    attempt = f", attempt {run.attempt}" if run.attempt else ""
+    output = {"title": f"Queued: {run.workflow} with {run.model}{attempt}", "summary": summary}
     if text is not None:
         output["text"] = _clip(text)
     return {

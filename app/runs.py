@@ -245,6 +245,7 @@ def queued(plan: RunPlan, pull_url: str) -> checks.QueuedRun:
         runs_on=plan.runs_on,
         pull_url=pull_url,
         steps=plan.steps,
+        attempt=plan.snapshot.attempt,
     )
 
 

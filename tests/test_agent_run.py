@@ -18,7 +18,13 @@ from actions.agent.logs import configure_logging
 from actions.agent.main import EXIT_CANNOT_START, EXIT_OK, EXIT_RUN_FAILED, run_main
 from actions.agent.run import Deps
 from app.artifacts import load_develop_artifact
-from app.briefing import Snapshot, branch_name, initial_commit_message, parse_trailers
+from app.briefing import (
+    Snapshot,
+    branch_name,
+    initial_commit_message,
+    parse_trailers,
+    render_run_request,
+)
 from app.ids import run_id
 from tests.support.devhub import installation_token
 
@@ -551,3 +557,48 @@ async def test_the_runner_costs_a_handful_of_rest_calls(setup, admin):
     # Start, a coalesced edit or two, the old check run's "continued", the final PR body.
     assert 3 <= len(progress) <= 8
     assert "REST" in run.summary.read_text()
+
+
+async def test_a_fix_asked_for_at_one_commit_refuses_a_branch_that_moved(setup):
+    await setup.put_file(".github/coder.yml", config())
+    await setup.put_file("tools/agent.py", GOOD_AGENT)
+    run = await setup.run()
+    pull, asked_at = run.pull, run.initial_sha
+    # The app queues a fix on the pull request at its head A (the run request is its snapshot).
+    fix = Snapshot.taken(
+        repo=REPO,
+        issue_number=pull["number"],
+        title=pull["title"],
+        body="## What to fix\n\nadd hello.txt",
+        labeled_by="alice",
+        run_id=run_id(REPO, "fix", pull["number"], "delivery-fix"),
+        workflow="fix",
+        model="opus",
+    )
+    app = await setup.app()
+    status, _, check_run = await app.post(
+        f"/repos/{REPO}/check-runs",
+        {
+            "name": "coder/fix",
+            "head_sha": asked_at,
+            "external_id": fix.run_id,
+            "status": "queued",
+            "output": {"title": "Queued", "summary": "q", "text": render_run_request(fix)},
+        },
+    )
+    assert status == 201, check_run
+    # Someone pushes B to the branch before the job starts.
+    await setup.put_file("notes.txt", "mine\n", branch=run.branch)
+    moved = (await run.pull_now())["head"]["sha"]
+
+    code = await run.execute(
+        CODER_RUN_ID=fix.run_id,
+        CODER_ISSUE=str(pull["number"]),
+        CODER_CHECK_RUN=str(check_run["id"]),
+    )
+
+    assert code != EXIT_OK
+    assert (await run.pull_now())["head"]["sha"] == moved  # nothing was pushed
+    ended = await setup.get(f"/repos/{REPO}/check-runs/{check_run['id']}")
+    assert ended["conclusion"] == "failure"
+    assert f"the branch moved from {asked_at[:12]} to {moved[:12]}" in ended["output"]["summary"]

@@ -517,3 +517,22 @@ async def test_a_button_acts_like_the_command_for_whoever_pressed_it(
     await journey.handled("check_run", "requested_action", seen)
     [fix] = await fix_runs(journey, pull)
     assert parse_run_request(fix["output"]["text"]).labeled_by == "alice"
+
+
+async def test_the_app_never_acts_on_its_own_comments(journey, org):
+    number = await journey.issue()
+    gh = journey.app_server.access.for_installation(org.installation_id)
+    seen = await journey.seen()
+    await gh.post(f"/repos/{REPO}/issues/{number}/comments", data={"body": "/coder pin"})
+    await journey.handled("issue_comment", "created", seen, outcome="ignored: sent by the app")
+    assert "coder:pinned" not in await journey.issue_labels(number)
+    assert await journey.replies(number) == []
+
+
+async def test_a_fix_runs_attempt_number_shows_on_its_check_run(journey, org, fake_runner):
+    await install_workflow(journey)
+    _, pull, _ = await finished_coder_pull(journey, org)
+    await journey.commented(pull["number"], "/coder fix")
+    [fix] = await fix_runs(journey, pull)
+    assert fix["output"]["title"] == "Queued: fix with opus, attempt 1"
+    assert "- attempt: 1" in fix["output"]["summary"]

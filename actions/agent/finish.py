@@ -109,6 +109,7 @@ class RunResult:
     step_artifacts: tuple[StepArtifact, ...] = ()
     artifact_error: str | None = None  # a step artifact was malformed
     auto_split: bool = False
+    attempt: int | None = None  # a fix run's attempt number on its pull request
 
     @property
     def agent_fields(self) -> dict[str, Any]:
@@ -211,6 +212,7 @@ def render_summary(conclusion: Conclusion, reason: str, result: RunResult) -> st
         "| | |",
         "|---|---|",
         f"| Conclusion | `{conclusion}` |",
+        *([f"| Attempt | {result.attempt} |"] if result.attempt else []),
         f"| Files changed | {len(result.changed_files)} |",
         f"| Tests | {_tests_cell(result)} |",
         f"| Duration | {_duration(result.seconds)} |",

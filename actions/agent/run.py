@@ -396,6 +396,7 @@ class Runner:
             step_artifacts=tuple(outcome.artifacts),
             artifact_error=outcome.artifact_error,
             auto_split=plan.workflow.auto_split,
+            attempt=plan.snapshot.attempt,
         )
 
     async def fail_early(self, gh: RunnerGitHub, reason: str) -> finish.Conclusion:
