@@ -122,6 +122,7 @@ class Snapshot:
     asked_in: str | None = None
     attempt: int | None = None
     resume_at: str | None = None  # a continuation starts at this step (after a question)
+    read_only: bool = False  # a fork's pull request: a read-only token, a suggested patch
 
     @classmethod
     def taken(
@@ -142,6 +143,7 @@ class Snapshot:
         asked_in: str | None = None,
         attempt: int | None = None,
         resume_at: str | None = None,
+        read_only: bool = False,
     ) -> Snapshot:
         """Take a snapshot, cleaning the untrusted title and body."""
         return cls(
@@ -160,6 +162,7 @@ class Snapshot:
             asked_in=asked_in,
             attempt=attempt,
             resume_at=resume_at,
+            read_only=read_only,
         )
 
 

@@ -19,6 +19,7 @@ import time
 import uuid
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from rich.markup import escape
 
 from app.artifacts import load_develop_artifact
 from app.briefing import parse_trailers
+from app.demo_budget import ApiCalls, api_calls, config_read
 from app.demo_iterate import iterate
 from app.demo_repo import ISSUE_BODY, ISSUE_TITLE, demo_files
 from app.labels import CODER_LABELS, DEVELOP
@@ -48,7 +50,7 @@ STEP_TIMEOUT = 30.0
 JOURNEY_TIMEOUT = 120.0
 API_TARGET = 12
 # What one develop run costs today, call by call in docs/develop-run.md ("The API budget").
-API_ACCOUNTED = 15
+API_ACCOUNTED = 13
 
 # Built, though this demo shows only develop and a fix: research/design chains with typed
 # hand-offs (docs/workflows-as-code.md), every /coder command, check-run buttons, the
@@ -147,9 +149,11 @@ async def _walk(demo: Demo, stack: AsyncExitStack, state_dir: Path) -> None:
 
     pull = await _show_result(demo, rest, issue["number"])
     _show_api_calls(demo, requests)
+    requests_before = len(await admin.requests())
     await iterate(
         demo, hub=hub, admin=admin, queue=queue, rest=rest, full_name=FULL_NAME, pull=pull
     )
+    _show_config_cached(demo, (await admin.requests())[requests_before:])
     await _redelivery_has_no_effect(demo, hub, admin, rest)
     await _forged_webhook_is_refused(demo, hub, app_url)
     if hub.strict:
@@ -346,6 +350,19 @@ def _show_api_calls(demo: Demo, requests: list[dict[str, Any]]) -> None:
         f"no more calls than the {API_ACCOUNTED} docs/develop-run.md accounts for",
         f"{total}",
     )
+    # The app's first read of the config pays; later ones are conditional and come back 304.
+    cold = [r for r in calls.app if config_read(r) and r["status"] == HTTPStatus.OK]
+    if cold:
+        steady = total - len(cold)
+        demo.check(
+            steady <= API_TARGET,
+            f"{steady} in steady state: the config read is a free 304 once the app has read it",
+            "this run was the app's first read of .github/coder.yml; see the steady state below",
+        )
+    _list_calls(demo, calls, first_reads={id(r) for r in cold})
+
+
+def _list_calls(demo: Demo, calls: ApiCalls, *, first_reads: set[int]) -> None:
     progress = {id(r) for r in calls.progress}
     kinds = (
         [("app", r) for r in calls.app]
@@ -353,63 +370,23 @@ def _show_api_calls(demo: Demo, requests: list[dict[str, Any]]) -> None:
         + [("progress" if id(r) in progress else "runner", r) for r in calls.by_runner]
     )
     for kind, r in kinds:
-        demo.note(f"{kind:8} {r['method']:6} {r['path'].removeprefix('/api/v3')}")
+        why = "  (the first read: a free 304 once cached)" if id(r) in first_reads else ""
+        demo.note(f"{kind:8} {r['method']:6} {r['path'].removeprefix('/api/v3')}{why}")
+
+
+def _show_config_cached(demo: Demo, requests: list[dict[str, Any]]) -> None:
+    demo.step("API economy, steady state (from devhub's request log)")
+    reads = [r for r in requests if config_read(r) and not r["token_repository_ids"]]
+    statuses = sorted({int(r["status"]) for r in reads})
+    demo.check(
+        bool(reads) and statuses == [HTTPStatus.NOT_MODIFIED],
+        "the app's later reads of .github/coder.yml were free 304s (ETag cache)",
+        f"{len(reads)} read(s): HTTP {', '.join(map(str, statuses)) or 'none'}",
+    )
 
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-@dataclass
-class ApiCalls:
-    """A run's rate-limited requests, sorted by who made them and whether they count."""
-
-    app: list[dict[str, Any]]
-    runner: list[dict[str, Any]]  # the runner's calls, progress edits left out
-    progress: list[dict[str, Any]]
-    jwt: list[dict[str, Any]]
-    graphql: list[dict[str, Any]]
-    by_runner: list[dict[str, Any]]  # all of the runner's REST calls, in order
-
-
-def api_calls(requests: list[dict[str, Any]]) -> ApiCalls:
-    """Sort devhub's request log of one run into what DESIGN §8 counts.
-
-    Counted: every REST request GitHub would count against a rate limit (devhub marks them;
-    a 304 is free). With the app's installation token (every repository: `app`), with the
-    runner's token (narrowed to one repository: `runner`), and with the app's JWT (`app JWT`:
-    minting the runner's token, on the runner's behalf). GitHub's installation limit covers
-    requests made with an installation token; JWT requests are not made with one, so they do
-    not draw on it, but they are calls all the same and are counted here. GraphQL has its own
-    budget and is listed apart. Progress edits, counted apart as DESIGN §8 says, are the
-    runner's check-run edits between its first (the start: `in_progress`) and its last (the
-    end), and its pull-request body edits before the last (the final status line).
-    """
-    counted = [r for r in requests if r["rate_limited"]]
-    rest = [r for r in counted if r["path"].startswith("/api/v3/")]
-    by_runner = [r for r in rest if r["token_repository_ids"]]
-    app = [
-        r for r in rest if str(r["token_owner"]).endswith("[bot]") and not r["token_repository_ids"]
-    ]
-    jwt = [r for r in rest if str(r["token_owner"]).startswith("app/")]
-    progress = _progress_edits(by_runner)
-    edits = {id(r) for r in progress}
-    return ApiCalls(
-        app=app,
-        runner=[r for r in by_runner if id(r) not in edits],
-        progress=progress,
-        jwt=jwt,
-        graphql=[r for r in counted if r["path"] == "/api/graphql"],
-        by_runner=by_runner,
-    )
-
-
-def _progress_edits(by_runner: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return the runner's progress edits: neither its first nor last check-run edit, nor its
-    last pull-request body edit."""
-    check_edits = [r for r in by_runner if r["method"] == "PATCH" and "/check-runs/" in r["path"]]
-    body_edits = [r for r in by_runner if r["method"] == "PATCH" and "/pulls/" in r["path"]]
-    return check_edits[1:-1] + body_edits[:-1]
 
 
 async def _redelivery_has_no_effect(demo: Demo, hub: DevHub, admin: AdminClient, rest: Any) -> None:

@@ -290,6 +290,7 @@ def plan_run(
         asked_in=request.asked_in,
         attempt=request.attempt,
         resume_at=request.resume_at,
+        read_only=subject.pull is not None and subject.pull.from_fork,
     )
     return RunPlan(
         repo=request.repo,
@@ -387,6 +388,15 @@ def triggered_workflow(result: ConfigResult, label: str) -> tuple[str, Workflow]
 def usable(result: ConfigResult) -> CoderConfig:
     """Return the config, or the built-in one while the file is broken (to know the triggers)."""
     return result.config if result.config is not None else CoderConfig()
+
+
+def fork_allowed(config: CoderConfig, workflow: Workflow) -> bool:
+    """Tell whether a workflow may run on a fork's pull request: a fix, with allow_fork_runs.
+
+    Such a run gets a read-only token and hands its result back as a suggested patch; nothing
+    else that runs a fork's code is allowed where a write token or the app's key is reachable.
+    """
+    return config.allow_fork_runs and workflow.produces == DEVELOP and bool(workflow.steps)
 
 
 def on_pull_request(workflow: Workflow) -> bool:

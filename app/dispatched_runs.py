@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from gidgethub.abc import GitHubAPI
 
 # `run-name: coder run ${{ inputs.run_id }}` in the workflow; run ids are 12 base32 characters.
-RUN_TITLE = re.compile(r"^coder run (?P<run_id>[a-z2-7]{12})$")
+# A run on a fork's pull request (`allow_fork_runs`) is dispatched `read_only` and titled
+# `coder run <id> read-only`; only the app can dispatch, so only the app sets the title.
+RUN_TITLE = re.compile(r"^coder run (?P<run_id>[a-z2-7]{12})(?P<read_only> read-only)?$")
+READ_ONLY_SUFFIX = " read-only"
 # Dispatched workflow runs are read newest first, a page at a time, only as far back as a run
 # being looked for could be; a repository busier than this many pages is not read to its end,
 # and a run not found in them is left open rather than failed (a later pass, or its events,
@@ -39,6 +42,12 @@ def run_id_from_title(title: str | None) -> str | None:
     """Return the run id in a workflow run's title `coder run <id>`, or None if not coder's."""
     match = RUN_TITLE.match(title or "")
     return match["run_id"] if match else None
+
+
+def read_only_title(title: str | None) -> bool | None:
+    """Tell whether a coder workflow run was dispatched read-only; None if it is not coder's."""
+    match = RUN_TITLE.match(title or "")
+    return None if match is None else match["read_only"] is not None
 
 
 @dataclass(frozen=True)

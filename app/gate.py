@@ -28,6 +28,7 @@ from app.develop import (
     Subject,
     TriggerKind,
     check_request,
+    fork_allowed,
     input_run_of,
     plan_run,
     sender_allowed,
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEDULED = "scheduled"
+FIX = "fix"
 # Requests nobody made in person: a `then:` chain (its first run's sender was checked) and a fix
 # loop (on coder's own pull request, which a writer asked for; the loop checks its own trigger).
 UNASKED = frozenset({TriggerKind.CHAIN, TriggerKind.LOOP})
@@ -130,13 +132,14 @@ async def admit(
         await report_invalid_config(gh, request, result, bot_login)
         return None
     subject = request.subject
-    if isinstance(subject, Subject) and subject.pull is not None and subject.pull.from_fork:
-        await _answer(
-            gh,
-            request,
-            replies.fork_refused(run_id=request.run_id, workflow=request.workflow),
-            bot_login,
+    from_fork = isinstance(subject, Subject) and subject.pull is not None and subject.pull.from_fork
+    if from_fork and not (request.workflow == FIX and fork_allowed(result.config, workflow)):
+        reply = replies.fork_refused(
+            run_id=request.run_id,
+            workflow=request.workflow,
+            allowed=result.config.allow_fork_runs,
         )
+        await _answer(gh, request, reply, bot_login)
         return None
     verdict = check_request(request, result.config)
     problems = verdict.problems

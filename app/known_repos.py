@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
 
+from app.dispatched_runs import read_only_title
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -47,6 +49,8 @@ class KnownRepositories:
     def __init__(self, size: int = MAX_REPOSITORIES) -> None:
         self._by_id: LRUCache[int, KnownRepository] = LRUCache(size)
         self._dispatched: LRUCache[str, Dispatched] = LRUCache(size)
+        # Actions run id -> whether coder dispatched it read-only (a fork's pull request).
+        self._read_only: LRUCache[int, bool] = LRUCache(size)
 
     def learn(self, payload: Mapping[str, Any]) -> None:
         """Remember the installation and repository a verified webhook payload names."""
@@ -61,6 +65,15 @@ class KnownRepositories:
         if not (isinstance(full_name, str) and isinstance(default_branch, str)):
             return
         self.remember(KnownRepository(repository_id, full_name, installation_id, default_branch))
+        workflow_run = payload.get("workflow_run")
+        if isinstance(workflow_run, dict) and isinstance(workflow_run.get("id"), int):
+            read_only = read_only_title(workflow_run.get("display_title"))
+            if read_only is not None:
+                self._read_only[int(workflow_run["id"])] = read_only
+
+    def read_only(self, actions_run_id: int) -> bool | None:
+        """Tell whether a coder job's workflow run is read-only, if a webhook said so."""
+        return self._read_only.get(actions_run_id)
 
     def remember(self, repository: KnownRepository) -> None:
         """Record what GitHub said about a repository."""

@@ -24,6 +24,7 @@ import gidgethub
 import jwt
 from aiohttp import web
 
+from app.dispatched_runs import read_only_title
 from app.known_repos import KnownRepositories, KnownRepository
 from app.repo_config import fetch_config
 
@@ -68,6 +69,16 @@ RUNNER_PERMISSIONS: Mapping[str, str] = {
     "issues": "write",
     "metadata": "read",
 }
+# A run on a fork's pull request (`allow_fork_runs`) runs the fork's code: its token may read
+# the repository and the run's own records, and write nothing. Its result comes back to the app
+# (`app.fork_results`), which writes the check run and the suggested patch itself.
+READ_ONLY_PERMISSIONS: Mapping[str, str] = {
+    "contents": "read",
+    "pull_requests": "read",
+    "checks": "read",
+    "metadata": "read",
+}
+WORKFLOW_RUN_URL = "/repos/{owner}/{repo}/actions/runs/{run_id}"
 REPO_INSTALLATION_URL = "/repos/{owner}/{repo}/installation"
 REPO_URL = "/repos/{owner}/{repo}"
 ACCESS_TOKENS_URL = "/app/installations/{installation_id}/access_tokens"
@@ -282,16 +293,21 @@ class TokenExchange:
         self._access = access
         self._known = known if known is not None else KnownRepositories()
 
+    @property
+    def access(self) -> GitHubAccess:
+        """Return the app's GitHub access (what writes on a read-only run's behalf)."""
+        return self._access
+
     async def exchange(self, token: str) -> dict[str, Any]:
         """Return `{token, expires_at, repository, permissions}` for a valid job token."""
         claims = await self._verifier.verify(token)
         if claims.event_name != RUNNER_EVENT:
             raise TokenRefusedError(WRONG_EVENT)
         # Every claim is settled before anything is minted (a refused token costs no token).
-        installation_id = self._known_installation(claims)
-        if installation_id is None:
-            installation_id = await self._look_up(claims)
-        minted = await self._mint(claims, installation_id)
+        installation_id = await self.installation(claims)
+        read_only = await self.read_only(claims, installation_id)
+        permissions = READ_ONLY_PERMISSIONS if read_only else RUNNER_PERMISSIONS
+        minted = await self._mint(claims, installation_id, permissions)
         repositories = minted.get("repositories") or []
         names = {(r.get("id"), str(r.get("full_name", "")).casefold()) for r in repositories}
         if names != {(claims.repository_id, claims.repository.casefold())}:
@@ -308,8 +324,48 @@ class TokenExchange:
             "token": minted["token"],
             "expires_at": minted["expires_at"],
             "repository": repositories[0]["full_name"],
-            "permissions": minted.get("permissions", dict(RUNNER_PERMISSIONS)),
+            "permissions": minted.get("permissions", dict(permissions)),
+            "read_only": read_only,
         }
+
+    async def verified(self, token: str) -> tuple[RunnerClaims, int]:
+        """Verify a job token as the exchange does; return its claims and installation."""
+        claims = await self._verifier.verify(token)
+        if claims.event_name != RUNNER_EVENT:
+            raise TokenRefusedError(WRONG_EVENT)
+        return claims, await self.installation(claims)
+
+    async def installation(self, claims: RunnerClaims) -> int:
+        """Return the installation of a verified token's repository, its workflow checked."""
+        installation_id = self._known_installation(claims)
+        if installation_id is None:
+            installation_id = await self._look_up(claims)
+        return installation_id
+
+    async def read_only(self, claims: RunnerClaims, installation_id: int) -> bool:
+        """Tell whether the job's workflow run was dispatched read-only (a fork's code).
+
+        A signed `workflow_run` webhook usually said so already; otherwise GitHub says, by the
+        run's title, which only the app sets (it alone dispatches). A job's token always names
+        its own run (GitHub signs `run_id`), so a fork's job cannot borrow another run's answer.
+        """
+        run_id = int(claims.run_id) if claims.run_id and claims.run_id.isdigit() else None
+        if run_id is None:
+            return False
+        known = self._known.read_only(run_id)
+        if known is not None:
+            return known
+        owner, repo = claims.repository.split("/")
+        gh = self._access.for_installation(installation_id)
+        try:
+            workflow_run = await gh.getitem(
+                WORKFLOW_RUN_URL, {"owner": owner, "repo": repo, "run_id": str(run_id)}
+            )
+        except gidgethub.BadRequest as error:
+            if error.status_code == 404:
+                return False
+            raise
+        return read_only_title(workflow_run.get("display_title")) is True
 
     def _known_installation(self, claims: RunnerClaims) -> int | None:
         """Return the installation when signed webhooks and the app's dispatch vouch for all."""
@@ -366,16 +422,15 @@ class TokenExchange:
             raise
         return int(installation["id"])
 
-    async def _mint(self, claims: RunnerClaims, installation_id: int) -> Mapping[str, Any]:
+    async def _mint(
+        self, claims: RunnerClaims, installation_id: int, permissions: Mapping[str, str]
+    ) -> Mapping[str, Any]:
         try:
             # Narrowed by id, not name: GitHub then names the repository the id belongs to.
             minted: Mapping[str, Any] = await self._access.app_client().post(
                 ACCESS_TOKENS_URL,
                 {"installation_id": str(installation_id)},
-                data={
-                    "repository_ids": [claims.repository_id],
-                    "permissions": dict(RUNNER_PERMISSIONS),
-                },
+                data={"repository_ids": [claims.repository_id], "permissions": dict(permissions)},
             )
         except gidgethub.BadRequest as error:
             if error.status_code in {404, 422}:
@@ -402,7 +457,7 @@ def token_exchange(
 
 async def handle_token_request(request: web.Request) -> web.Response:
     """Answer `POST /api/token`: 200 with a repository token, or 401 saying why not."""
-    token = _bearer(request.headers.get("Authorization", ""))
+    token = bearer_token(request.headers.get("Authorization", ""))
     if token is None:
         return _refuse(MISSING_BEARER)
     try:
@@ -411,14 +466,15 @@ async def handle_token_request(request: web.Request) -> web.Response:
         return _refuse(refused.reason)
     except IssuerUnavailableError as error:
         log.warning("token exchange: %s", error)
-        return _message(503, ISSUER_UNREACHABLE)
+        return message_response(503, ISSUER_UNREACHABLE)
     except (gidgethub.GitHubException, aiohttp.ClientError, OSError) as error:
         log.warning("token exchange: GitHub failed: %s", type(error).__name__)
-        return _message(502, GITHUB_UNREACHABLE)
+        return message_response(502, GITHUB_UNREACHABLE)
     return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
 
-def _bearer(header: str) -> str | None:
+def bearer_token(header: str) -> str | None:
+    """Return the token of an `Authorization: Bearer <token>` header, or None."""
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     return value if scheme.lower() == "bearer" and value else None
@@ -426,12 +482,13 @@ def _bearer(header: str) -> str | None:
 
 def _refuse(reason: str) -> web.Response:
     log.warning("token exchange refused: %s", reason)
-    response = _message(401, reason)
+    response = message_response(401, reason)
     response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     return response
 
 
-def _message(status: int, message: str) -> web.Response:
+def message_response(status: int, message: str) -> web.Response:
+    """Return GitHub's error shape, `{message}`, never cached."""
     return web.json_response(
         {"message": message}, status=status, headers={"Cache-Control": "no-store"}
     )

@@ -26,6 +26,7 @@ from app import checks, labels
 from app.briefing import RunBranch
 from app.dispatched_runs import DispatchedRuns, run_id_from_title
 from app.events import Model, Repository
+from app.known_repos import KNOWN_REPOSITORIES
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -201,6 +202,15 @@ async def close_after_job(event: Event, gh: GitHubAPI) -> None:
 
     refine = with_canceller if job.conclusion == "cancelled" else None
     await close_run(gh, completed.repository.full_name, run_id, ending, refine=refine)
+
+
+@router.register("workflow_run", action="requested")
+async def note_dispatched_run(event: Event, gh: GitHubAPI) -> None:
+    """Remember whether a coder workflow run is read-only, for its job's token exchange."""
+    del gh
+    known = KNOWN_REPOSITORIES.get()
+    if known is not None:
+        known.learn(event.data)  # the title says `read-only` for a fork's pull request
 
 
 @router.register("workflow_run", action="completed")

@@ -107,8 +107,19 @@ def input_invalid(*, run_id: str, workflow: str, problems: Sequence[str]) -> Rep
     )
 
 
-def fork_refused(*, run_id: str, workflow: str) -> Reply:
-    """Explain that coder does not run on a pull request from a fork."""
+def fork_refused(*, run_id: str, workflow: str, allowed: bool = False) -> Reply:
+    """Explain that coder does not run this on a pull request from a fork."""
+    if allowed:
+        how = (
+            "`allow_fork_runs` lets only `/coder fix` work on a fork's pull request (with a "
+            "read-only token, the result posted as a suggested patch)."
+        )
+    else:
+        how = (
+            "A maintainer can push the branch to this repository and ask there, or set "
+            "`allow_fork_runs: true` in `.github/coder.yml` to let `/coder fix` suggest a patch "
+            "with a read-only token."
+        )
     return _reply(
         FORK_REFUSED,
         run_id,
@@ -118,7 +129,7 @@ def fork_refused(*, run_id: str, workflow: str) -> Reply:
                 "coder never runs a fork's code where a write token or secrets are available."
             ),
             "",
-            "A maintainer can push the branch to this repository and ask there.",
+            how,
         ],
     )
 

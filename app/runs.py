@@ -308,6 +308,10 @@ async def dispatch(
         "check_run": str(check_run_id),
         "runs_on": checks.runs_on_json(plan.runs_on),
     }
+    if plan.snapshot.read_only:
+        # Only then: a workflow from before `allow_fork_runs` declares no such input, and GitHub
+        # refuses inputs a workflow does not declare (422).
+        inputs["read_only"] = "true"
     where = {**plan.where, "workflow": plan.workflow_file}
     # Before the job can exist: its token exchange then checks its workflow against this.
     remember_dispatch(plan.repo, plan.workflow_file, plan.default_branch)

@@ -15,7 +15,7 @@ import contextvars
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator
 
 
 class Lease:
@@ -81,11 +81,17 @@ async def slot_released() -> AsyncIterator[None]:
         await lease.come_back()
 
 
-@contextlib.contextmanager
-def holding(lease: Lease) -> Iterator[None]:
+class holding:  # noqa: N801 - used like a function: `with holding(lease):`
     """Run the block (a handler) as the holder of `lease`; tasks it starts inherit it."""
-    token = _LEASE.set(lease)
-    try:
-        yield
-    finally:
-        _LEASE.reset(token)
+
+    # A class, not @contextmanager: it is entered once per delivery, and a generator costs more.
+    __slots__ = ("_lease", "_token")
+
+    def __init__(self, lease: Lease) -> None:
+        self._lease = lease
+
+    def __enter__(self) -> None:
+        self._token = _LEASE.set(self._lease)
+
+    def __exit__(self, *_: object) -> None:
+        _LEASE.reset(self._token)

@@ -94,7 +94,7 @@ def workflow_run_json(urls: Urls, run: WorkflowRun, *, webhook: bool = False) ->
         "workflow_url": f"{urls.api}/repos/{repo.full_name}/actions/workflows/{run.workflow_id}",
         "head_commit": run.head_commit,
         "repository": rendered_repo,
-        "head_repository": rendered_repo,
+        "head_repository": repo_json(urls, run.head_repo) if run.head_repo else rendered_repo,
     }
     if webhook:
         body.pop("referenced_workflows")

@@ -52,7 +52,7 @@ def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | N
 
 async def _branch_of(ctx: Context, repo: Repo, sha: str) -> str:
     """Name the branch a commit is the head of: a pull request's, any branch's, else the default."""
-    for pull in pulls_for_sha(repo, sha):
+    for pull in pulls_for_sha(repo, sha, from_forks=True):
         return pull.head_ref
     try:
         heads = await ctx.git.list_refs(repo.owner.login, repo.name, "refs/heads/")
@@ -70,7 +70,8 @@ async def _new_run(
     name = workflow.name if workflow is not None else DEFAULT_WORKFLOW_NAME
     number = workflow_id(ctx, repo, path)
     commit = await ctx.git.get_commit(repo.owner.login, repo.name, head_sha)
-    pull_requests = pulls_for_sha(repo, head_sha)
+    pull_requests = pulls_for_sha(repo, head_sha, from_forks=True)
+    head_repo = pull_requests[0].head_repo if pull_requests else repo
     now = utcnow()
     return WorkflowRun(
         id=ctx.state.next_id(),
@@ -88,6 +89,7 @@ async def _new_run(
         created_at=now,
         updated_at=now,
         note=NOTE,
+        head_repo=head_repo if head_repo is not repo else None,
     )
 
 
@@ -113,7 +115,7 @@ async def report_ci(request: web.Request) -> web.Response:
         found = None
     if found != head_sha:
         raise AdminError(422, f"head_sha must be the full sha of a commit of {repo.full_name}")
-    pull_requests = pulls_for_sha(repo, head_sha)
+    pull_requests = pulls_for_sha(repo, head_sha, from_forks=True)
     actor = pull_requests[0].issue.user if pull_requests else ctx.admin
     run = await _new_run(ctx, repo, head_sha, workflow_file, actor)
     await actions_runs.open_run(ctx, run, [(job_name, job_name, list(RUNS_ON))])

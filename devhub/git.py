@@ -140,6 +140,67 @@ class GitStore:
         await self.create_ref(owner, name, f"refs/heads/{default_branch}", commit)
         return commit
 
+    async def fork_repo(
+        self,
+        parent: tuple[str, str],
+        owner: str,
+        name: str,
+        *,
+        default_branch: str,
+        default_branch_only: bool = False,
+    ) -> None:
+        """Create owner/name as a fork: a new repository holding the parent's branches and tags.
+
+        With `default_branch_only`, only that branch is copied. RepoExists if the name is taken.
+        """
+        source = self._repo(*parent)
+        await self.init_repo(owner, name, default_branch=default_branch)
+        fork = self._repo(owner, name)
+        if default_branch_only:
+            ref = f"refs/heads/{default_branch}"
+            refspecs = [f"+{ref}:{ref}"] if await source.read_ref(ref) is not None else []
+        else:
+            refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+        if refspecs and await source.refs():
+            await fork.git(
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                str(source.path),
+                *refspecs,
+            )
+
+    async def fetch_commit(self, owner: str, name: str, source: tuple[str, str], sha: str) -> None:
+        """Copy a commit and its history from another repository, as a fork's shared objects are.
+
+        On GitHub a fork network shares one object store, so a fork's commits are readable in
+        its parent; devhub's repositories are separate and copy what a pull request brings.
+        """
+        repo = self._repo(owner, name)
+        other = self._repo(*source)
+        if not is_sha(sha) or await other.object_type(sha) != "commit":
+            raise ObjectNotFound(f"No commit found for SHA: {sha}")
+        if await repo.object_type(sha) == "commit":
+            return
+        fetch = ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", str(other.path), sha)
+        # A sha is not an advertised ref; the local upload-pack must be told to serve it.
+        await repo.git("-c", "uploadpack.allowAnySHA1InWant=true", *fetch)
+
+    async def write_hidden_ref(self, owner: str, name: str, ref: str, sha: str) -> None:
+        """Point a ref outside refs/heads and refs/tags (`refs/pull/N/head`) at sha.
+
+        Only devhub writes these: pushes cannot (receive-pack hides them), and push snapshots
+        ignore them, so no lock is needed and none is taken (a push may be holding it).
+        """
+        if ref.startswith(git_http.PUSHABLE_PREFIXES):
+            raise BadRefName(f"{ref} is not a hidden ref")
+        check_ref_name(ref)
+        repo = self._repo(owner, name)
+        if await repo.object_type(sha) is None:
+            raise ObjectNotFound(f"Object does not exist: {sha}")
+        await repo.git("update-ref", ref, sha)
+
     async def delete_repo(self, owner: str, name: str) -> None:
         """Delete the repository from disk (a missing repository is not an error)."""
         path = self.repo_path(owner, name)

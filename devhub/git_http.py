@@ -30,11 +30,12 @@ GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
 # Framing is aiohttp's job; the CGI's own framing headers must not be copied.
 SKIPPED_CGI_HEADERS = frozenset({"status", "transfer-encoding", "connection", "content-length"})
 # Only refs a GitHub user can push to; anything else is hidden from receive-pack, which then
-# answers "deny updating a hidden ref" exactly as GitHub does for refs/pull/*.
+# answers "deny updating a hidden ref" exactly as GitHub does for refs/pull/*. upload-pack hides
+# nothing, so `git fetch <repo> refs/pull/<n>/head` works and ls-remote lists them, as on GitHub.
+PUSHABLE_PREFIXES = ("refs/heads/", "refs/tags/")
 PUSHABLE_REF_CONFIG: tuple[tuple[str, str], ...] = (
     ("receive.hideRefs", "refs/"),
-    ("receive.hideRefs", "!refs/heads/"),
-    ("receive.hideRefs", "!refs/tags/"),
+    *(("receive.hideRefs", f"!{prefix}") for prefix in PUSHABLE_PREFIXES),
 )
 
 
@@ -93,11 +94,14 @@ def text_response(status: int, message: str) -> web.Response:
 
 
 def ref_updates(before: Mapping[str, str], after: Mapping[str, str]) -> list[RefUpdate]:
-    """Compare two ref snapshots and list what moved, sorted by ref name."""
+    """Compare two ref snapshots and list what a push moved, sorted by ref name.
+
+    Only pushable refs count: devhub moves hidden ones (`refs/pull/N/head`) itself, meanwhile.
+    """
     return [
         RefUpdate(ref, before.get(ref, ZERO_SHA), after.get(ref, ZERO_SHA))
         for ref in sorted(before.keys() | after.keys())
-        if before.get(ref) != after.get(ref)
+        if before.get(ref) != after.get(ref) and ref.startswith(PUSHABLE_PREFIXES)
     ]
 
 

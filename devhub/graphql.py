@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from graphql import GraphQLSchema, build_schema, graphql
 
-from devhub import graphql_pulls
+from devhub import graphql_labels, graphql_pulls
 from devhub.git import GitError
-from devhub.graphql_pulls import ForbiddenError, NotFoundError
+from devhub.graphql_pulls import ForbiddenError, NotFoundError, decode_node_id
 from devhub.http import (
     GRAPHQL_PATH,
     NOT_ACCESSIBLE,
@@ -72,6 +72,7 @@ type Repository {
   url: URI!
   defaultBranchRef: Ref
   issue(number: Int!): Issue
+  label(name: String!): Label
   pullRequest(number: Int!): PullRequest
 }
 
@@ -98,7 +99,7 @@ enum IssueState {
   CLOSED
 }
 
-type Issue {
+type Issue implements Labelable {
   id: ID!
   number: Int!
   title: String!
@@ -107,30 +108,17 @@ type Issue {
   url: URI!
   labels(first: Int, after: String): LabelConnection
 }
-
-type LabelConnection {
-  totalCount: Int!
-  nodes: [Label]
-}
-
-type Label {
-  id: ID!
-  name: String!
-  color: String!
-  description: String
-}
 """
 NEEDS_AUTH = "This endpoint requires you to be authenticated."
 AUTH_DOCS = (
     "https://docs.github.com/graphql/guides/forming-calls-with-graphql#authenticating-with-graphql"
 )
-MAX_CONNECTION = 100
 
 
 @cache
 def schema() -> GraphQLSchema:
     """Build the schema once."""
-    return build_schema(SCHEMA + graphql_pulls.SCHEMA)
+    return build_schema(SCHEMA + graphql_pulls.SCHEMA + graphql_labels.SCHEMA)
 
 
 @ROUTES.post(GRAPHQL_PATH)
@@ -204,7 +192,55 @@ def _root(ctx: Context, caller: Principal) -> dict[str, Any]:
         "rateLimit": rate_limit,
         "repository": repository,
         "node": graphql_pulls.node_resolver(ctx, caller),
+        "removeLabelsFromLabelable": _remove_labels(ctx, caller),
     } | graphql_pulls.mutations(ctx, caller)
+
+
+def _remove_labels(ctx: Context, caller: Principal) -> Any:
+    def resolve(_info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002 - GraphQL's name
+        repo, issue, labelable = _find_labelable(ctx, caller, str(input["labelableId"]))
+        labels = []
+        for value in input["labelIds"]:
+            label = graphql_labels.find_label(repo, str(value))
+            if label is None:
+                raise NotFoundError(_unresolved(str(value)))
+            labels.append(label)
+        role = caller_role(ctx.state, caller, repo)
+        if not graphql_labels.may_label(caller, role, issue, state=ctx.state, repo=repo):
+            if caller.kind == "installation":
+                raise ForbiddenError(NOT_ACCESSIBLE)
+            login = caller.account.login if caller.account else "viewer"
+            mutation = "RemoveLabelsFromLabelable"
+            raise ForbiddenError(
+                graphql_labels.CANNOT_EXECUTE.format(login=login, mutation=mutation)
+            )
+        sender = caller.account or ctx.admin
+        graphql_labels.remove_labels(ctx, repo, issue, labels, sender)
+        return {"clientMutationId": input.get("clientMutationId"), "labelable": labelable}
+
+    return resolve
+
+
+def _find_labelable(
+    ctx: Context, caller: Principal, value: str
+) -> tuple[Repo, Issue, dict[str, Any]]:
+    """Find an issue or pull request the caller can see by its node id; NOT_FOUND otherwise."""
+    decoded = decode_node_id(value)
+    if decoded is not None and decoded[0] == "PR":
+        repo, pull = graphql_pulls.find_pull_by_node(ctx, caller, value)
+        return repo, pull.issue, graphql_pulls.pull_node(ctx, repo, pull)
+    if decoded is not None and decoded[0] == "I":
+        for repo in ctx.state.repos.values():
+            if caller_role(ctx.state, caller, repo) < Role.READ:
+                continue
+            for issue in repo.issues.values():
+                if issue.id == decoded[1] and not issue.is_pull_request:
+                    return repo, issue, _issue(ctx, repo, issue)
+    raise NotFoundError(_unresolved(value))
+
+
+def _unresolved(value: str) -> str:
+    return f"Could not resolve to a node with the global id of '{value}'"
 
 
 def _repository(ctx: Context, caller: Principal, repo: Repo) -> dict[str, Any]:
@@ -241,9 +277,14 @@ def _repository(ctx: Context, caller: Principal, repo: Repo) -> dict[str, Any]:
             raise NotFoundError(message)
         return graphql_pulls.pull_node(ctx, repo, found)
 
+    def label(_info: Any, name: str) -> dict[str, Any] | None:
+        found = repo.label(name)  # by name, case-insensitively; a missing label is null
+        return None if found is None else graphql_labels.label_node(found)
+
     del caller  # visibility was checked when the repository was resolved
     return {
         "pullRequest": pull_request,
+        "label": label,
         "id": node_id("R", repo.id),
         "name": repo.name,
         "nameWithOwner": repo.full_name,
@@ -255,26 +296,13 @@ def _repository(ctx: Context, caller: Principal, repo: Repo) -> dict[str, Any]:
 
 
 def _issue(ctx: Context, repo: Repo, issue: Issue) -> dict[str, Any]:
-    def labels(_info: Any, first: int | None = None, after: str | None = None) -> dict[str, Any]:
-        del after  # one page is all devhub serves; totalCount says how many there are
-        count = min(first if first is not None else MAX_CONNECTION, MAX_CONNECTION)
-        nodes = [
-            {
-                "id": node_id("LA", label.id),
-                "name": label.name,
-                "color": label.color,
-                "description": label.description,
-            }
-            for label in issue.labels[:count]
-        ]
-        return {"totalCount": len(issue.labels), "nodes": nodes}
-
     return {
+        "__typename": "Issue",
         "id": node_id("I", issue.id),
         "number": issue.number,
         "title": issue.title,
         "body": issue.body or "",
         "state": issue.state.upper(),
         "url": f"{ctx.urls.web}/{repo.full_name}/issues/{issue.number}",
-        "labels": labels,
+        "labels": graphql_labels.labels_connection(issue),
     }

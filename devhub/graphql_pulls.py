@@ -1,8 +1,10 @@
-"""GraphQL for pull requests: `node(id:)`, `repository.pullRequest`, and the draft mutations.
+"""GraphQL for pull requests: `node(id:)`, `repository.pullRequest`, and their mutations.
 
 `markPullRequestReadyForReview` and `convertPullRequestToDraft` exist only in GraphQL (REST cannot
 change `draft`), and emit `pull_request.ready_for_review` / `converted_to_draft`:
 https://docs.github.com/graphql/reference/mutations#markpullrequestreadyforreview
+`updatePullRequest` edits the body as `PATCH /pulls/{n}` does, with the same `edited` webhook:
+https://docs.github.com/graphql/reference/mutations#updatepullrequest
 Node ids are the REST `node_id`s, so either API can find what the other returned.
 """
 
@@ -15,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from graphql import GraphQLError
 
 from devhub import pulls
-from devhub.http import NOT_ACCESSIBLE, Context, caller_role
+from devhub.graphql_labels import labels_connection
+from devhub.http import NOT_ACCESSIBLE, Context, RepoAccess, caller_role
+from devhub.rest_issues import edit_issue_text
 from devhub.state import Role, permission_allows
 
 if TYPE_CHECKING:
@@ -42,7 +46,7 @@ enum MergeableState {
   UNKNOWN
 }
 
-type PullRequest implements Node {
+type PullRequest implements Node & Labelable {
   id: ID!
   number: Int!
   title: String!
@@ -55,6 +59,7 @@ type PullRequest implements Node {
   headRefName: String!
   headRefOid: GitObjectID!
   baseRefName: String!
+  labels(first: Int, after: String): LabelConnection
 }
 
 input MarkPullRequestReadyForReviewInput {
@@ -77,6 +82,17 @@ type ConvertPullRequestToDraftPayload {
   pullRequest: PullRequest
 }
 
+input UpdatePullRequestInput {
+  body: String
+  clientMutationId: String
+  pullRequestId: ID!
+}
+
+type UpdatePullRequestPayload {
+  clientMutationId: String
+  pullRequest: PullRequest
+}
+
 type Mutation {
   markPullRequestReadyForReview(
     input: MarkPullRequestReadyForReviewInput!
@@ -84,6 +100,7 @@ type Mutation {
   convertPullRequestToDraft(
     input: ConvertPullRequestToDraftInput!
   ): ConvertPullRequestToDraftPayload
+  updatePullRequest(input: UpdatePullRequestInput!): UpdatePullRequestPayload
 }
 """
 
@@ -139,12 +156,14 @@ def pull_node(ctx: Context, repo: Repo, pull: PullRequest) -> dict[str, Any]:
         "headRefName": pull.head_ref,
         "headRefOid": pull.head_sha,
         "baseRefName": pull.base_ref,
+        "labels": labels_connection(pull.issue),
     }
 
 
 def _require_write(ctx: Context, caller: Principal, repo: Repo, pull: PullRequest) -> None:
     if caller.kind == "installation":
-        if not permission_allows(caller.permissions, "pull_requests", "write"):
+        allowed = permission_allows(caller.permissions, "pull_requests", "write")
+        if not allowed or not caller.can_reach(ctx.state, repo):
             raise ForbiddenError(NOT_ACCESSIBLE)
         return
     is_author = caller.account is pull.issue.user
@@ -154,7 +173,7 @@ def _require_write(ctx: Context, caller: Principal, repo: Repo, pull: PullReques
 
 
 def mutations(ctx: Context, caller: Principal) -> dict[str, Any]:
-    """Return the root resolvers of the draft mutations."""
+    """Return the root resolvers of the pull-request mutations."""
 
     def change_draft(*, draft: bool, action: str) -> Any:
         def resolve(_info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002 - GraphQL's name
@@ -171,9 +190,22 @@ def mutations(ctx: Context, caller: Principal) -> dict[str, Any]:
 
         return resolve
 
+    def update(_info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002 - GraphQL's name
+        repo, pull = find_pull_by_node(ctx, caller, str(input["pullRequestId"]))
+        _require_write(ctx, caller, repo, pull)
+        if input.get("body") is not None:
+            access = RepoAccess(repo, caller, caller_role(ctx.state, caller, repo))
+            sender = caller.account or ctx.admin
+            edit_issue_text(ctx, access, pull.issue, {"body": input["body"]}, sender)
+        return {
+            "clientMutationId": input.get("clientMutationId"),
+            "pullRequest": pull_node(ctx, repo, pull),
+        }
+
     return {
         "markPullRequestReadyForReview": change_draft(draft=False, action="ready_for_review"),
         "convertPullRequestToDraft": change_draft(draft=True, action="converted_to_draft"),
+        "updatePullRequest": update,
     }
 
 

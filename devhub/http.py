@@ -254,6 +254,8 @@ class RepoAccess:
     repo: Repo
     caller: Principal
     role: Role
+    # False when an installation token reads a public repository beyond its reach.
+    installed: bool = True
 
     def require(
         self,
@@ -270,6 +272,11 @@ class RepoAccess:
         if self.caller.kind == "admin":
             return
         if self.caller.kind == "installation":
+            if not self.installed:
+                # Beyond its installation a token reads public data and changes nothing.
+                if role > Role.READ or any(level != "read" for _name, level in app):
+                    raise GitHubError(403, NOT_ACCESSIBLE)
+                return
             granted = self.caller.permissions
             if app and not any(permission_allows(granted, n, lvl) for n, lvl in app):
                 raise GitHubError(403, NOT_ACCESSIBLE)
@@ -293,7 +300,8 @@ def repo_access(request: web.Request) -> RepoAccess:
     role = caller_role(ctx.state, caller, repo)
     if role < Role.READ:
         raise not_found()
-    return RepoAccess(repo, caller, role)
+    installed = caller.kind != "installation" or caller.can_reach(ctx.state, repo)
+    return RepoAccess(repo, caller, role, installed=installed)
 
 
 def caller_role(state: State, caller: Principal, repo: Repo) -> Role:
@@ -302,7 +310,9 @@ def caller_role(state: State, caller: Principal, repo: Repo) -> Role:
         return Role.ADMIN
     if caller.kind == "installation":
         if not caller.can_reach(state, repo):
-            return Role.NONE
+            # Installation tokens read public repositories outside their installation (and
+            # their narrowing) like anyone, but write nothing there.
+            return Role.NONE if repo.private else Role.READ
         if permission_allows(caller.permissions, "administration", "write"):
             return Role.ADMIN
         if permission_allows(caller.permissions, "contents", "write"):

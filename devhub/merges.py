@@ -56,7 +56,8 @@ async def merge_commit(
         text = f"{title or f'{pull.issue.title} (#{pull.number})'}\n\n{message or listed}"
         parents = [base_sha]
     else:
-        default_title = f"Merge pull request #{pull.number} from {owner}/{pull.head_ref}"
+        head_owner = pull.head_repo.owner.login  # a fork's owner for pull requests from forks
+        default_title = f"Merge pull request #{pull.number} from {head_owner}/{pull.head_ref}"
         text = f"{title or default_title}\n\n{message if message is not None else pull.issue.title}"
         parents = [base_sha, head_sha]
     return await ctx.git.create_commit(

@@ -51,6 +51,19 @@ async def branch_sha(ctx: Context, repo: Repo, branch: str) -> str | None:
         return None
 
 
+async def keep_head(ctx: Context, repo: Repo, pull: PullRequest) -> None:
+    """Make the head reachable in the base repository as `refs/pull/<n>/head`, as GitHub does.
+
+    A fork's commits are copied into the base repository first (on GitHub the network shares
+    its objects), so everything the base computes (facts, diffs, merges) can read them.
+    """
+    owner, name = repo.owner.login, repo.name
+    if pull.head_repo is not repo:
+        source = (pull.head_repo.owner.login, pull.head_repo.name)
+        await ctx.git.fetch_commit(owner, name, source, pull.head_sha)
+    await ctx.git.write_hidden_ref(owner, name, pull.hidden_ref, pull.head_sha)
+
+
 async def compute_facts(ctx: Context, repo: Repo, base_sha: str, head_sha: str) -> PullFacts:
     """Ask git what a pull request would bring: commits, diff size and mergeability."""
     owner, name = repo.owner.login, repo.name
@@ -90,9 +103,18 @@ def pull_for_issue(repo: Repo, issue: Issue) -> PullRequest | None:
     return repo.pulls.get(issue.number) if issue.is_pull_request else None
 
 
-def pulls_for_sha(repo: Repo, sha: str) -> list[PullRequest]:
-    """List the open pull requests whose head is at `sha` (check runs show them)."""
-    return [p for p in repo.pulls.values() if p.is_open and p.head_sha == sha]
+def pulls_for_sha(repo: Repo, sha: str, *, from_forks: bool = False) -> list[PullRequest]:
+    """List the open pull requests whose head is at `sha` (check runs show them).
+
+    GitHub leaves pull requests from forks out of check runs', check suites' and workflow runs'
+    `pull_requests` ("Pushes to a branch in a forked repository are not detected"); pass
+    `from_forks` to include them.
+    """
+    return [
+        p
+        for p in repo.pulls.values()
+        if p.is_open and p.head_sha == sha and (from_forks or p.head_repo is repo)
+    ]
 
 
 # rendering
@@ -177,7 +199,7 @@ def pull_json(urls: Urls, state: State, repo: Repo, pull: PullRequest, app: App)
         "assignees": [user_json(urls, a) for a in issue.assignees],
         "requested_reviewers": [],
         "requested_teams": [],
-        "head": _branch_json(urls, repo, pull.head_ref, pull.head_sha),
+        "head": _branch_json(urls, pull.head_repo, pull.head_ref, pull.head_sha),
         "base": _branch_json(urls, repo, pull.base_ref, facts.base_sha),
         "_links": _links(api, html, issue_api, statuses),
         "author_association": author_association(state, repo, issue.user),
@@ -201,12 +223,14 @@ def pull_json(urls: Urls, state: State, repo: Repo, pull: PullRequest, app: App)
 def pull_brief_json(urls: Urls, repo: Repo, pull: PullRequest) -> JSON:
     """Render the short pull request entry of check runs and workflow runs."""
     api = f"{urls.api}/repos/{repo.full_name}"
+    head = pull.head_repo
+    head_brief = {"id": head.id, "url": f"{urls.api}/repos/{head.full_name}", "name": head.name}
     repo_brief = {"id": repo.id, "url": api, "name": repo.name}
     return {
         "id": pull.id,
         "number": pull.number,
         "url": f"{api}/pulls/{pull.number}",
-        "head": {"ref": pull.head_ref, "sha": pull.head_sha, "repo": repo_brief},
+        "head": {"ref": pull.head_ref, "sha": pull.head_sha, "repo": head_brief},
         "base": {"ref": pull.base_ref, "sha": pull.facts.base_sha, "repo": repo_brief},
     }
 
@@ -228,24 +252,34 @@ def emit_pull(
 async def on_ref_updates(
     ctx: Context, repo: Repo, updates: list[RefUpdate], pusher: Account
 ) -> None:
-    """Keep pull requests in step with their branches; emit `synchronize` for head pushes."""
+    """Keep pull requests in step with their branches; emit `synchronize` for head pushes.
+
+    A branch of `repo` can be the head of pull requests anywhere in its fork network (a fork's
+    branch proposed to its parent) and the base of pull requests in `repo`.
+    """
     moved = {u.ref.removeprefix(HEADS): u for u in updates if u.ref.startswith(HEADS)}
     if not moved:
         return
-    for pull in list(repo.pulls.values()):
-        if not pull.is_open:
-            continue
-        head_update = moved.get(pull.head_ref)
-        if head_update is not None and head_update.after != ZERO_SHA:
-            before = pull.head_sha
-            pull.head_sha = head_update.after
-            pull.issue.updated_at = utcnow()
-            await refresh(ctx, repo, pull)
-            emit_pull(
-                ctx, "synchronize", repo, pull, pusher, before=before, after=head_update.after
-            )
-        elif pull.base_ref in moved:
-            await refresh(ctx, repo, pull)
+    for base_repo in repo.network():
+        for pull in list(base_repo.pulls.values()):
+            if not pull.is_open:
+                continue
+            head_update = moved.get(pull.head_ref) if pull.head_repo is repo else None
+            if head_update is not None and head_update.after != ZERO_SHA:
+                await _synchronize(ctx, base_repo, pull, head_update.after, pusher)
+            elif base_repo is repo and pull.base_ref in moved:
+                await refresh(ctx, repo, pull)
+
+
+async def _synchronize(
+    ctx: Context, repo: Repo, pull: PullRequest, after: str, pusher: Account
+) -> None:
+    before = pull.head_sha
+    pull.head_sha = after
+    pull.issue.updated_at = utcnow()
+    await keep_head(ctx, repo, pull)
+    await refresh(ctx, repo, pull)
+    emit_pull(ctx, "synchronize", repo, pull, pusher, before=before, after=after)
 
 
 def closing_references(text: str | None) -> list[int]:

@@ -182,7 +182,7 @@ def repo_json(
         "owner": user_json(urls, repo.owner),
         "html_url": html,
         "description": repo.description,
-        "fork": False,
+        "fork": repo.parent is not None,
         "url": api,
         "forks_url": f"{api}/forks",
         "keys_url": f"{api}/keys{{/key_id}}",
@@ -238,7 +238,7 @@ def repo_json(
         "has_wiki": repo.has_wiki,
         "has_pages": False,
         "has_discussions": False,
-        "forks_count": 0,
+        "forks_count": len(repo.forks),
         "mirror_url": None,
         "archived": False,
         "disabled": False,
@@ -249,11 +249,11 @@ def repo_json(
         "web_commit_signoff_required": False,
         "topics": [],
         "visibility": "private" if repo.private else "public",
-        "forks": 0,
+        "forks": len(repo.forks),
         "open_issues": open_issues,
         "watchers": 0,
         "default_branch": repo.default_branch,
-        "network_count": 0,
+        "network_count": len(repo.source.network()) - 1,
         "subscribers_count": 0,
     }
     if repo.owner.type == "Organization":
@@ -270,6 +270,19 @@ def repo_json(
         body.pop("organization", None)
         if repo.owner.type == "Organization":
             body["organization"] = repo.owner.login
+    return body
+
+
+def full_repo_json(urls: Urls, repo: Repo, *, role: Role | None = None) -> JSON:
+    """Render a `full-repository` as `GET /repos/{o}/{r}` does: a fork names its family.
+
+    `parent` is the repository it was forked from, `source` the root of the fork network; only
+    this answer carries them (webhooks and lists do not).
+    """
+    body = repo_json(urls, repo, role=role)
+    if repo.parent is not None:
+        body["parent"] = repo_json(urls, repo.parent)
+        body["source"] = repo_json(urls, repo.source)
     return body
 
 

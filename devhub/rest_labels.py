@@ -309,11 +309,13 @@ async def remove_issue_label(request: web.Request) -> web.Response:
     label = access.repo.label(request.match_info["name"])
     if label is None or label not in issue.labels:
         raise GitHubError(404, LABEL_MISSING)
+    unlabel(ctx, access.repo, issue, label, sender_of(ctx, access))
+    return _issue_labels(request, access, issue)
+
+
+def unlabel(ctx: Context, repo: Repo, issue: Issue, label: Label, sender: Account) -> None:
+    """Take a label the issue carries off it, record the event and emit `unlabeled`."""
     issue.labels.remove(label)
     issue.updated_at = utcnow()
-    sender = sender_of(ctx, access)
     issue.events.append(IssueEvent(ctx.state.next_id(), sender, "unlabeled", utcnow(), label))
-    emit_issue(
-        ctx, "unlabeled", access.repo, issue, sender, label=label_json(ctx.urls, access.repo, label)
-    )
-    return _issue_labels(request, access, issue)
+    emit_issue(ctx, "unlabeled", repo, issue, sender, label=label_json(ctx.urls, repo, label))

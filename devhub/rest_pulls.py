@@ -20,6 +20,7 @@ from devhub.http import (
     Context,
     GitHubError,
     RepoAccess,
+    caller_role,
     context,
     field_bool,
     field_str,
@@ -52,6 +53,7 @@ STILL_DRAFT = "Pull Request is still a draft"
 HEAD_MODIFIED = "Head branch was modified. Review and try the merge again."
 BASE_MODIFIED = "Base branch was modified. Review and try the merge again."
 MERGED = "Pull Request successfully merged"
+FORK_COLLAB_REFUSED = "Fork collab can't be granted by someone without permission"
 PULL_SORTS = {
     "created": lambda p: p.issue.created_at,
     "updated": lambda p: p.issue.updated_at,
@@ -78,12 +80,47 @@ def _render(ctx: Context, repo: Repo, pull: PullRequest) -> dict[str, Any]:
     return pulls.pull_json(ctx.urls, ctx.state, repo, pull, ctx.app)
 
 
-def _head_branch(repo: Repo, head: str) -> str:
-    """Read `branch` or `owner:branch`; devhub has no forks, so the owner must be the repo's."""
+def _head_of(
+    ctx: Context, access: RepoAccess, head: str, head_repo: str | None
+) -> tuple[Repo, str]:
+    """Find the head's repository and branch: `branch`, `owner:branch`, or `head_repo`'s.
+
+    The head lives in the base repository or in a repository of its fork network that the caller
+    can read: `owner:branch` names the owner's fork, and `head_repo` (`owner/name`) a fork when
+    the owner holds more than one repository of the network (a fork in the same organization).
+    """
     owner, sep, branch = head.rpartition(":")
-    if sep and owner.casefold() != repo.owner.login.casefold():
+    repo, network = access.repo, access.repo.network()
+    if head_repo is not None:
+        found = next((r for r in network if r.full_name.casefold() == head_repo.casefold()), None)
+        if found is not None and sep and owner.casefold() != found.owner.login.casefold():
+            found = None
+    elif not sep or owner.casefold() == repo.owner.login.casefold():
+        found = repo
+    else:
+        found = next((r for r in network if r.owner.login.casefold() == owner.casefold()), None)
+    if found is None or caller_role(ctx.state, access.caller, found) < Role.READ:
         raise validation_failed("PullRequest", "head", "invalid")
-    return branch
+    return found, branch
+
+
+def _maintainer_can_modify(
+    ctx: Context, access: RepoAccess, head_repo: Repo, body: dict[str, Any]
+) -> bool:
+    """Decide "Allow edits by maintainers" for a new pull request.
+
+    It grants the base's maintainers the fork's head branch, so only someone who may push to the
+    fork can grant it: GitHub refuses an explicit `true` from anyone else (`fork_collab`), and
+    forks owned by organizations never grant it.
+    """
+    if head_repo is access.repo:
+        return field_bool(body, "maintainer_can_modify", default=False)
+    may_grant = caller_role(ctx.state, access.caller, head_repo) >= Role.WRITE
+    may_grant = may_grant and head_repo.owner.type == "User"
+    wanted = field_bool(body, "maintainer_can_modify", default=may_grant)
+    if wanted and not may_grant:  # only an explicit `true` gets here
+        raise validation_failed("PullRequest", "fork_collab", "custom", message=FORK_COLLAB_REFUSED)
+    return wanted
 
 
 @ROUTES.post(PULLS)
@@ -99,20 +136,24 @@ async def create_pull(request: web.Request) -> web.Response:
     head = field_str(body, "head", required=True) or ""
     base = field_str(body, "base", required=True) or ""
     draft = field_bool(body, "draft", default=False)
-    head_ref = _head_branch(repo, head)
-    head_sha = await pulls.branch_sha(ctx, repo, head_ref)
+    head_repo, head_ref = _head_of(ctx, access, head, field_str(body, "head_repo"))
+    maintainer_can_modify = _maintainer_can_modify(ctx, access, head_repo, body)
+    head_sha = await pulls.branch_sha(ctx, head_repo, head_ref)
     if head_sha is None:
         raise validation_failed("PullRequest", "head", "invalid")
     base_sha = await pulls.branch_sha(ctx, repo, base)
     if base_sha is None:
         raise validation_failed("PullRequest", "base", "invalid")
-    _refuse_duplicate(repo, head_ref, base)
+    _refuse_duplicate(repo, head_repo, head_ref, base)
+    if head_repo is not repo:
+        source = (head_repo.owner.login, head_repo.name)
+        await ctx.git.fetch_commit(repo.owner.login, repo.name, source, head_sha)
     facts = await pulls.compute_facts(ctx, repo, base_sha, head_sha)
     if facts.commits == 0:
         raise _custom(f"No commits between {base} and {head}")
     # Checked again after the last await: a concurrent create may have landed meanwhile, and
-    # nothing below yields, so the check and the insert are one step for the event loop.
-    _refuse_duplicate(repo, head_ref, base)
+    # nothing until the insert yields, so the check and the insert are one step for the loop.
+    _refuse_duplicate(repo, head_repo, head_ref, base)
     sender = sender_of(ctx, access)
     now = utcnow()
     issue = Issue(
@@ -129,23 +170,28 @@ async def create_pull(request: web.Request) -> web.Response:
     pull = PullRequest(
         id=ctx.state.next_id(),
         issue=issue,
+        head_repo=head_repo,
         head_ref=head_ref,
         head_sha=head_sha,
         base_ref=base,
         facts=facts,
         draft=draft,
-        maintainer_can_modify=field_bool(body, "maintainer_can_modify", default=False),
+        maintainer_can_modify=maintainer_can_modify,
     )
     repo.issues[issue.number] = issue
     repo.pulls[issue.number] = pull
+    await pulls.keep_head(ctx, repo, pull)
     pulls.emit_pull(ctx, "opened", repo, pull, sender)
     rendered = _render(ctx, repo, pull)
     return json_response(rendered, status=201, headers={"Location": rendered["url"]})
 
 
-def _refuse_duplicate(repo: Repo, head_ref: str, base: str) -> None:
-    if any(p.is_open and (p.head_ref, p.base_ref) == (head_ref, base) for p in repo.pulls.values()):
-        raise _custom(f"A pull request already exists for {repo.owner.login}:{head_ref}.")
+def _refuse_duplicate(repo: Repo, head_repo: Repo, head_ref: str, base: str) -> None:
+    if any(
+        p.is_open and p.head_repo is head_repo and (p.head_ref, p.base_ref) == (head_ref, base)
+        for p in repo.pulls.values()
+    ):
+        raise _custom(f"A pull request already exists for {head_repo.owner.login}:{head_ref}.")
 
 
 @ROUTES.get(PULL)
@@ -166,12 +212,11 @@ async def list_pulls(request: web.Request) -> web.Response:
     ctx, repo, query = context(request), access.repo, request.query
     state = query.get("state", "open")
     head = query.get("head")
-    head_ref = _head_filter(repo, head) if head else None
     chosen = [
         p
         for p in repo.pulls.values()
         if state in ("all", p.issue.state)
-        and (head is None or p.head_ref == head_ref)
+        and (head is None or _head_matches(p, head))
         and query.get("base", p.base_ref) == p.base_ref
     ]
     sort = query.get("sort", "created")
@@ -182,12 +227,11 @@ async def list_pulls(request: web.Request) -> web.Response:
     return paged_json(request, chosen, lambda p: _render(ctx, repo, p))
 
 
-def _head_filter(repo: Repo, head: str) -> str | None:
-    """Read the `head` filter: `owner:branch` (GitHub ignores a bare branch name)."""
+def _head_matches(pull: PullRequest, head: str) -> bool:
+    """Apply the `head` filter, `owner:branch` (the head's owner; a bare branch matches none)."""
     owner, sep, branch = head.partition(":")
-    if not sep:
-        return None
-    return branch if owner.casefold() == repo.owner.login.casefold() else "\0"
+    owner_matches = owner.casefold() == pull.head_repo.owner.login.casefold()
+    return bool(sep) and owner_matches and pull.head_ref == branch
 
 
 @ROUTES.patch(PULL)
@@ -234,10 +278,11 @@ async def _change_state(
     if state not in ("open", "closed") or pull.merged:
         raise validation_failed("PullRequest", "state", "invalid")
     if state == "open":
-        head_sha = await pulls.branch_sha(ctx, repo, pull.head_ref)
+        head_sha = await pulls.branch_sha(ctx, pull.head_repo, pull.head_ref)
         if head_sha is None:
             raise _custom("state cannot be changed. The head branch was deleted.")
         pull.head_sha = head_sha
+        await pulls.keep_head(ctx, repo, pull)
     set_issue_state(ctx, repo, pull.issue, state, sender, reason=None)
     await pulls.refresh(ctx, repo, pull)
 

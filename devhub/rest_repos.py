@@ -30,7 +30,7 @@ from devhub.http import (
     require_person,
     validation_failed,
 )
-from devhub.rest_json import collaborator_json, git_person, repo_json, user_json
+from devhub.rest_json import collaborator_json, full_repo_json, git_person, repo_json, user_json
 from devhub.state import Account, Repo, Role, iso, node_id, permission_allows, utcnow
 
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ SORT_KEYS = {
 }
 
 
-def _creation_failed(message: str) -> GitHubError:
+def creation_failed(message: str) -> GitHubError:
+    """Return GitHub's 422 for a repository that cannot be created under that name."""
     return GitHubError(
         422,
         "Repository creation failed.",
@@ -64,9 +65,9 @@ async def _create_repo(
     name = field_str(body, "name", required=True)
     assert name is not None
     if not REPO_NAME.match(name) or name in {".", ".."}:
-        raise _creation_failed("name is invalid")
+        raise creation_failed("name is invalid")
     if ctx.state.repo(owner.login, name) is not None:
-        raise _creation_failed("name already exists on this account")
+        raise creation_failed("name already exists on this account")
     visibility = field_str(body, "visibility")
     private = field_bool(body, "private", default=visibility in {"private", "internal"})
     description = field_str(body, "description")
@@ -147,7 +148,7 @@ async def get_repo(request: web.Request) -> web.Response:
     if access.caller.kind == "installation":
         access.require(Role.READ, app=(("metadata", "read"),))
     urls = context(request).urls
-    return json_response(repo_json(urls, access.repo, role=access.role))
+    return json_response(full_repo_json(urls, access.repo, role=access.role))
 
 
 def _sorted(request: web.Request, repos: list[Repo], default: str) -> list[Repo]:

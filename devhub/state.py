@@ -224,11 +224,31 @@ class Repo:
     secrets: dict[str, str] = field(default_factory=dict)  # by upper-cased name
     workflow_ids: dict[str, int] = field(default_factory=dict)  # by workflow file path
     workflow_runs: dict[int, WorkflowRun] = field(default_factory=dict)
+    # Forks: the repository this one was forked from, and the forks made of this one.
+    parent: Repo | None = None
+    forks: list[Repo] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
         """Return `owner/name`."""
         return f"{self.owner.login}/{self.name}"
+
+    @property
+    def source(self) -> Repo:
+        """Return the root of the fork network (the repository itself when it is no fork)."""
+        root = self
+        while root.parent is not None:
+            root = root.parent
+        return root
+
+    def network(self) -> list[Repo]:
+        """List every repository of the fork network, the source first, oldest forks first."""
+        found, pending = [], [self.source]
+        while pending:
+            repo = pending.pop(0)
+            found.append(repo)
+            pending.extend(repo.forks)
+        return found
 
     def next_number(self) -> int:
         """Allocate the next issue/pull-request number (one sequence for both, like GitHub)."""
@@ -435,6 +455,10 @@ class State:
             # Organization members get the base permission, GitHub's default is "read".
             if org_role == "member":
                 role = max(role, Role.READ)
+        if repo.private and repo.parent is not None:
+            # "Private forks inherit the permissions structure of the upstream or parent
+            # repository": https://docs.github.com/pull-requests/collaborating-with-pull-requests/working-with-forks/about-permissions-and-visibility-of-forks
+            role = max(role, self.role(user, repo.parent, include_public=False))
         if include_public and not repo.private:
             role = max(role, Role.READ)
         return role

@@ -98,6 +98,7 @@ class WorkflowRun:
     cancel_requested: bool = False
     cancelled_by: str | None = None  # the login that asked (`POST .../cancel`), if a person did
     jobs: list[Job] = field(default_factory=list)
+    head_repo: Repo | None = None  # the fork a pull request's run came from (None: `repo`)
 
     @property
     def ref(self) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from devhub.state import Account, Issue, Reaction
+    from devhub.state import Account, Issue, Reaction, Repo
 
 ReviewState = Literal["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "PENDING", "DISMISSED"]
 Side = Literal["LEFT", "RIGHT"]
@@ -85,6 +85,7 @@ class PullRequest:
 
     id: int
     issue: Issue
+    head_repo: Repo  # the base repository itself, or a fork in its network
     head_ref: str
     head_sha: str
     base_ref: str
@@ -111,3 +112,8 @@ class PullRequest:
     def is_open(self) -> bool:
         """Tell whether the pull request is open."""
         return self.issue.state == "open"
+
+    @property
+    def hidden_ref(self) -> str:
+        """Return the base repository's ref that keeps the head: `refs/pull/<number>/head`."""
+        return f"refs/pull/{self.number}/head"

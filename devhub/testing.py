@@ -180,6 +180,27 @@ class AdminClient:
         repo: dict[str, Any] = await self._rest(token, "POST", path, body, (201,))
         return repo
 
+    async def fork(
+        self,
+        full_name: str,
+        token: str | None,
+        *,
+        organization: str | None = None,
+        name: str | None = None,
+        default_branch_only: bool | None = None,
+    ) -> dict[str, Any]:
+        """Fork `owner/name` as the token's user (into `organization` if given); return the fork."""
+        options = {
+            "organization": organization,
+            "name": name,
+            "default_branch_only": default_branch_only,
+        }
+        body = {key: value for key, value in options.items() if value is not None}
+        fork: dict[str, Any] = await self._rest(
+            token, "POST", f"/repos/{full_name}/forks", body or None, (202,)
+        )
+        return fork
+
     async def add_collaborator(self, full_name: str, login: str, permission: str) -> int:
         """Give `login` a permission on a repository (as a site admin); return the status."""
         path = f"/repos/{full_name}/collaborators/{login}"

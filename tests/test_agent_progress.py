@@ -162,13 +162,16 @@ async def test_the_reporter_renders_the_checklist_on_the_check_run_and_the_pr_bo
     assert "Closes #7" in bodies.published[0][1]
 
     reporter.say("architect: reading cli.py")
-    reporter.step("architect", StepState.DONE)
-    await reporter.finish("Still a draft: the tests failed.")
+    reporter.step("architect", StepState.DONE)  # waits for the PR body's next window
+    await clock.wait_for_sleepers(1)
+    final_body = await reporter.final_pull_body("Still a draft: the tests failed.")
     assert len(check_runs.published) == 1  # the check run's final state belongs to the finish step
-    final_body = bodies.published[-1][1]
+    # The run's end writes the final body; the progress edit it supersedes is never sent.
+    assert len(bodies.published) == 1
+    assert final_body is not None
     assert "**Status:** Still a draft: the tests failed." in final_body
     assert "- [x] architect" in final_body
-    assert reporter.edits == len(bodies.published) + 1
+    assert reporter.edits == 2
 
 
 async def test_a_review_reports_on_its_check_run_only_and_lists_no_push():
@@ -185,5 +188,5 @@ async def test_a_review_reports_on_its_check_run_only_and_lists_no_push():
     reporter.step("reviewer", StepState.RUNNING)
     await check_runs.wait_for(1)
     assert [step.name for step in reporter.progress.steps] == ["reviewer"]
-    await reporter.finish("done")
+    assert await reporter.final_pull_body("done") is None
     assert reporter.edits == 1

@@ -547,16 +547,16 @@ async def test_the_runner_costs_a_handful_of_rest_calls(setup, admin):
     minting = [("GET", "/installation")]
     progress = [call for call in api if PROGRESS_EDIT.fullmatch(call[1]) and call[0] == "PATCH"]
     rest = [call for call in api if call not in progress and not call[1].startswith("/api/v3/app")]
-    issue = run.snapshot.issue_number
-    # The pull request is read through GraphQL (its own budget), so it is not listed here.
-    assert rest == [
-        *minting,
-        ("POST", "/check-runs"),
-        ("DELETE", f"/issues/{issue}/labels/coder:running"),
-    ]
-    # Start, a coalesced edit or two, the old check run's "continued", the final PR body.
-    assert 3 <= len(progress) <= 8
+    # GraphQL (its own budget) reads the pull request with the ids the end needs, and ends the
+    # run in one request: the final PR body, ready for review, `coder:running` off.
+    assert rest == [*minting, ("POST", "/check-runs")]
+    graphql = [r for r in (await admin.requests())[before:] if r["path"] == "/api/graphql"]
+    assert len(graphql) == 2
+    # Start, a coalesced edit or two, the old check run's "continued".
+    assert 2 <= len(progress) <= 8
     assert "REST" in run.summary.read_text()
+    assert "coder:running" not in await run.issue_labels()
+    assert (await run.pull_now())["draft"] is False
 
 
 async def test_a_fix_asked_for_at_one_commit_refuses_a_branch_that_moved(setup):

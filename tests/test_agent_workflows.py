@@ -225,12 +225,12 @@ async def test_three_roles_hand_their_artifacts_on_and_the_plan_lands_in_the_art
     envs = [json.loads((record / f"{role}.env").read_text()) for role in roles]
     paths = {env["CODER_ARTIFACT_FILE"] for env in envs}
     assert len(paths) == 3  # a fresh path per session
-    # One GET for the input artifact; otherwise the usual handful (progress edits aside).
+    # One GET for the input artifact; otherwise the usual handful (progress edits aside; the
+    # label comes off in the end's GraphQL request).
     assert calls == [
         ("GET", "/installation"),
         ("GET", f"/check-runs/{research['id']}"),
         ("POST", "/check-runs"),
-        ("DELETE", f"/issues/{run.snapshot.issue_number}/labels/coder:running"),
     ]
 
 
@@ -421,6 +421,11 @@ async def test_a_review_reads_a_person_s_pull_request_and_pushes_nothing(setup, 
     command, _record = write_agent(tmp_path, REVIEW_AGENT)
     await setup.put_file(".github/coder.yml", agent_config(command, tests="false"))
     run, number = await review_run(setup)
+    app = await setup.app()
+    status, _, _labels = await app.post(
+        f"/repos/{REPO}/issues/{number}/labels", {"labels": ["coder:running"]}
+    )
+    assert status == 200
     before = len(await admin.requests())
 
     assert await run.execute(CODER_ISSUE=str(number), CODER_PULL=str(number)) == EXIT_OK, (
@@ -452,8 +457,10 @@ async def test_a_review_reads_a_person_s_pull_request_and_pushes_nothing(setup, 
     assert calls == [
         ("GET", "/installation"),
         ("GET", f"/check-runs/{run.check_run['id']}"),
-        ("DELETE", f"/issues/{number}/labels/coder:running"),
     ]
+    # The pull request is the run's issue: the end's GraphQL request took the label off it.
+    assert "coder:running" not in {label["name"] for label in pull["labels"]}
+    assert len([r for r in requests if r["path"] == "/api/graphql"]) == 2
 
 
 async def test_a_review_without_a_run_request_fails_before_any_agent_runs(setup, tmp_path):

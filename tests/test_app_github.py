@@ -86,7 +86,8 @@ async def test_a_token_post_is_retried_after_a_server_error(access, sleep, admin
 
 
 async def test_narrowed_tokens(access, admin, org):
-    await admin.create_repo("acme", "gadgets", org.owner.token)
+    # Private: installation tokens read public repositories beyond their narrowing, as on GitHub.
+    await admin.create_repo("acme", "gadgets", org.owner.token, private=True)
     narrow = await access.tokens.get(
         org.installation_id, repositories=["acme/widgets"], permissions={"issues": "read"}
     )

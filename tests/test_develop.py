@@ -367,8 +367,10 @@ async def test_a_run_is_visible_and_dispatched_with_ids_only(journey, fake_runne
     assert "coder:running" in await journey.issue_labels(number)
     assert await journey.comments(number) == []
     report = await fake_runner.reports.get()
-    # Ids only; the event payload keeps them as the strings that were dispatched.
+    # Ids only; the event payload keeps them as the strings that were dispatched, and fills in
+    # the defaults of the inputs that were not (a run is read-only only on a fork's code).
     assert report["inputs"] == {
+        "read_only": "false",
         "run_id": snapshot.run_id,
         "issue": str(number),
         "pull": str(pull["number"]),

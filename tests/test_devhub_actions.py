@@ -133,7 +133,10 @@ async def test_dispatch_runs_the_agent_step_with_githubs_contract(
     assert job.outputs["CODER_APP_ID"] == "12345"
     # With CODER_APP_URL unset, the runner uses the origin of the app's webhook URL.
     assert job.outputs["CODER_APP_URL"] == receiver.url.removesuffix("/hook")
-    assert json.loads(job.outputs["inputs"]) == INPUTS | {"runs_on": '"ubuntu-latest"'}
+    assert json.loads(job.outputs["inputs"]) == INPUTS | {
+        "runs_on": '"ubuntu-latest"',
+        "read_only": "false",
+    }
     assert job.outputs["ref"] == "refs/heads/main"
     assert job.outputs["notes"] == "line one\nline two"
     assert job.summary == "## coder stand-in\n"

@@ -144,11 +144,17 @@ async def test_installation_token_sees_only_the_installed_account(devhub, admin,
 
 async def test_token_narrowed_to_a_repository_gets_404_elsewhere(devhub, admin, org):
     await admin.create_repo("acme", "gadgets", org.owner.token)
+    await admin.create_repo("acme", "secret", org.owner.token, private=True)
     token = await installation_token(admin, devhub, org.installation_id, repositories=["gadgets"])
     rest = admin.rest(token)
     assert (await rest.get("/repos/acme/gadgets"))[0] == 200
-    status, _, body = await rest.get(f"/repos/{org.repo}")
+    status, _, body = await rest.get("/repos/acme/secret")
     assert (status, body["message"]) == (404, "Not Found")
+    # Public repositories outside the narrowing are read as anyone reads them, never written.
+    status, _, widgets = await rest.get(f"/repos/{org.repo}")
+    assert (status, widgets["permissions"]["push"]) == (200, False)
+    status, _, body = await rest.post(f"/repos/{org.repo}/issues", {"title": "not allowed"})
+    assert (status, body["message"]) == (403, "Resource not accessible by integration")
     status, _, listed = await rest.get("/installation/repositories")
     assert status == 200
     assert listed["total_count"] == 1

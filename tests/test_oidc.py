@@ -236,7 +236,8 @@ async def exchange_app(devhub, issuer):
 
 @pytest.fixture
 async def repos(org, admin):
-    gadgets = await admin.create_repo("acme", "gadgets", org.owner.token)
+    # Private: a token narrowed to widgets would still read a public gadgets, as on GitHub.
+    gadgets = await admin.create_repo("acme", "gadgets", org.owner.token, private=True)
     bob = await admin.create_user("bob")
     elsewhere = await admin.create_repo("bob", "tools", bob.token)
     status, _, widgets = await admin.rest(org.owner.token).get("/repos/acme/widgets")

@@ -147,7 +147,8 @@ async def test_a_missing_base_is_an_error_at_the_extends_line(gh, files):
 async def test_a_base_in_another_org_the_app_cannot_see_is_an_error(gh, files, admin):
     bob = await admin.create_user("bob")
     await admin.create_org("other", "bob")
-    await admin.create_repo("other", ".github", bob.token, auto_init=True)
+    # Private: the app's installation token reads public repositories of any org, as on GitHub.
+    await admin.create_repo("other", ".github", bob.token, auto_init=True, private=True)
     await Files(admin, bob.token).put("other/.github", "limits: {per_repo: 1}\n")
     await files.put(REPO, "_extends: other/.github\n")
     (error,) = (await fetch_config(gh, REPO, "main")).errors

@@ -266,6 +266,7 @@ async def test_a_review_label_on_a_pull_request_runs_on_its_head(journey, fake_r
     assert len(await journey.pulls()) == 1
     report = await fake_runner.reports.get()
     assert report["inputs"] | {"runs_on": None} == {
+        "read_only": "false",
         "run_id": snapshot.run_id,
         "issue": str(number),
         "pull": str(number),

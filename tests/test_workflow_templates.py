@@ -64,8 +64,17 @@ def test_checkouts_do_not_persist_credentials(path):
 def test_the_agent_workflow_takes_ids_only():
     workflow = load(ROOT / "workflows-templates/coder.yml")
     inputs = workflow["on"]["workflow_dispatch"]["inputs"]  # YAML 1.2: `on` stays a string
-    assert set(inputs) == {"run_id", "issue", "pull", "check_run", "runs_on"}
+    assert set(inputs) == {"run_id", "issue", "pull", "check_run", "runs_on", "read_only"}
     assert {inputs[name]["type"] for name in ("issue", "pull", "check_run")} == {"number"}
+    assert (inputs["read_only"]["type"], inputs["read_only"]["default"]) == ("boolean", False)
+
+
+def test_a_read_only_run_never_gets_the_apps_key():
+    workflow = load(ROOT / "workflows-templates/coder.yml")
+    (job,) = workflow["jobs"].values()
+    env = next(step["env"] for step in job["steps"] if "CODER_PRIVATE_KEY" in step.get("env", {}))
+    for name in ("CODER_APP_ID", "CODER_PRIVATE_KEY"):
+        assert env[name].startswith("${{ !inputs.read_only && ("), name
 
 
 def test_the_agent_job_asks_only_for_an_oidc_token_and_runs_where_config_says():
@@ -73,7 +82,9 @@ def test_the_agent_job_asks_only_for_an_oidc_token_and_runs_where_config_says():
     (job,) = workflow["jobs"].values()
     assert job["permissions"] == {"id-token": "write"}
     assert job["runs-on"] == "${{ fromJSON(inputs.runs_on) }}"
-    assert workflow["run-name"] == "coder run ${{ inputs.run_id }}"
+    assert workflow["run-name"] == (
+        "coder run ${{ inputs.run_id }}${{ inputs.read_only && ' read-only' || '' }}"
+    )
     assert "inputs.issue" in workflow["concurrency"]["group"]
 
 

@@ -1,8 +1,8 @@
 """Progress on GitHub while a run works: the check run's output and the PR body's checklist.
 
 Edits are coalesced: each target gets at most one edit per `interval` (15 s, DESIGN §4), always
-with the newest state, and the last state always lands. A failed progress edit is logged and
-never fails the run; the final results are written by the finish step, not from here.
+with the newest state. A failed progress edit is logged and never fails the run; the final
+results (the check run, the last PR body) are written by the run's end, not from here.
 """
 
 from __future__ import annotations
@@ -179,13 +179,18 @@ class ProgressReporter:
         self._check_run_stopped = True
         await self._check_run.abandon()
 
-    async def finish(self, status: str) -> None:
-        """Land the final PR body with `status` (if the run edits it), and stop."""
+    async def final_pull_body(self, status: str) -> str | None:
+        """Stop publishing; return the PR body with `status` for the run's end to write.
+
+        None if the run leaves the body alone. A progress edit already on its way lands first;
+        one still waiting for its window is dropped, as the final body supersedes it.
+        """
         self.status = status
         await self.stop_check_run()
-        if self._pull_body is not None:
-            self._pull_body.submit(self.pull_body())
-            await self._pull_body.close()
+        if self._pull_body is None:
+            return None
+        await self._pull_body.abandon()
+        return self.pull_body()
 
     def pull_body(self) -> str:
         """Render the PR body for the current state."""

@@ -24,7 +24,9 @@ from actions.agent.backends.base import DEFAULT_GRACE_SECONDS, AgentSession
 from actions.agent.briefing_file import Subject
 from actions.agent.clock import Clock, RealClock
 from actions.agent.github import (
+    RunEnd,
     RunnerGitHub,
+    end_run,
     for_token,
     get_pull,
     mark_ready_for_review,
@@ -138,7 +140,7 @@ class Runner:
     async def run(self, gh: RunnerGitHub, workspace: Workspace) -> finish.Conclusion:
         """Prepare, start, work, and finish; failures end the check run, never escape."""
         try:
-            pull = await get_pull(gh, self.env.repository, self.env.pull)
+            pull = await get_pull(gh, self.env.repository, self.env.pull, issue=self.env.issue)
             plan = await self.prepare(gh, workspace, pull)
             await self.start(gh, plan)
         except Exception as error:  # any failure must still end the check run
@@ -308,7 +310,7 @@ class Runner:
         )
 
     async def end(self, gh: RunnerGitHub, plan: Plan, work: Work) -> finish.Conclusion:
-        """Complete (or carry) the check run, then the PR, the label and the job's files."""
+        """Complete (or carry) the check run, then the PR and the label, then the job's files."""
         assert self.reporter is not None
         # No progress edit may land on the check run after its final state.
         await self.reporter.stop_check_run()
@@ -344,11 +346,11 @@ class Runner:
         # request (a fix), makes it ready; a review of somebody's pull request never does.
         ours = not plan.on_pull or plan.pull.head_ref.startswith(BRANCH_PREFIX)
         ready = plan.rules.ready_on_success and ours
-        if conclusion is finish.Conclusion.SUCCESS and ready and plan.pull.draft:
-            await best_effort("mark the PR ready", mark_ready_for_review(gh, plan.pull.node_id))
+        make_ready = conclusion is finish.Conclusion.SUCCESS and ready and plan.pull.draft
         await self._react(gh, plan, conclusion)
-        await self.reporter.finish(finish.pull_status(conclusion, reason, plan.kind))
-        await self._remove_running(gh)
+        status = finish.pull_status(conclusion, reason, plan.kind)
+        body = await self.reporter.final_pull_body(status)
+        await self._write_end(gh, plan, body=body, ready=make_ready)
         write_job_files(
             output_path=self.env.output_path,
             step_summary_path=self.env.step_summary_path,
@@ -453,6 +455,26 @@ class Runner:
             return  # nobody asked in a comment, or the run waits for an answer
         reaction = Reaction.ROCKET if conclusion.ok else Reaction.CONFUSED
         await best_effort("react", react(gh, self.env.repository, source, reaction))
+
+    async def _write_end(
+        self, gh: RunnerGitHub, plan: Plan, *, body: str | None, ready: bool
+    ) -> None:
+        """Write the final PR body, take it out of draft and `coder:running` off the issue.
+
+        One GraphQL request holds all three (DESIGN §8); whatever it did not land is done the
+        old way (REST, and the ready mutation on its own), best effort, so the run still ends.
+        """
+        pull = plan.pull
+        end = RunEnd(pull.node_id, body, ready, pull.issue_node_id, pull.running_label_id)
+        missed = await end_run(gh, end)
+        if "body" in missed and body is not None:
+            update = update_pull_body(gh, self.env.repository, pull.number, body)
+            await best_effort("update the PR body", update)
+        if "ready" in missed:
+            await best_effort("mark the PR ready", mark_ready_for_review(gh, pull.node_id))
+        # Without the issue's id (it could not be read), REST takes the label off by name.
+        if "unlabel" in missed or pull.issue_node_id is None:
+            await self._remove_running(gh)
 
     async def _remove_running(self, gh: RunnerGitHub) -> None:
         removal = remove_label(gh, self.env.repository, self.env.issue, RUNNING)
