@@ -422,7 +422,8 @@ class CoderConfig(_Model):
     allow_fork_runs: bool = Field(
         default=False,
         description="Let `/coder fix` work on pull requests from forks, with a read-only token; "
-        "the result is posted as a suggested patch instead of pushed.",
+        "the result is posted as a suggested patch instead of pushed. The fork's code runs beside "
+        "the agent's API key.",
         examples=[True],
     )
     allowed_bots: tuple[str, ...] = Field(

@@ -57,7 +57,7 @@ API_ACCOUNTED = 13
 # changes-requested loop and human-in-the-loop answers (docs/commands.md). A review run's verdict
 # reaches only its check run.
 NOT_BUILT_YET = (
-    "fix runs on pull requests from forks (allow_fork_runs), approving an overspend",
+    "budgets: approving an overspend, monthly spend (the budget work)",
     "review posted as a pull-request review, and the policy gates (coder/policy, coder/claims)",
     "the merge queue, and scheduling across repositories",
 )

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from app import replies
 from app.briefing import parse_run_request
+from app.conversation import Reaction, Source, react
 from app.dispatched_runs import WORKFLOW_RUN_URL, run_id_from_title
 from app.markers import render_marker
 from app.oidc import (
@@ -34,6 +35,7 @@ from app.oidc import (
     message_response,
 )
 from app.once import comment_once, update_check_run, where
+from app.reconcile import remove_running_label
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -116,6 +118,12 @@ async def write_result(
         "output": {"title": str(body["title"])[:120], "summary": summary},
     }
     await update_check_run(gh, repo, check_run_id, update)
+    # What the runner would have done with a token that writes: the label, the reaction.
+    await remove_running_label(gh, repo, request.issue_number)
+    worked = body["conclusion"] in {"success", "neutral"}
+    await react(
+        gh, repo, Source.parse(request.asked_in), Reaction.ROCKET if worked else Reaction.CONFUSED
+    )
     log.info("read-only run %s in %s reported %s", run_id, repo, body["conclusion"])
 
 

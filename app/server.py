@@ -24,6 +24,7 @@ from app import (
     config_check,
     develop,
     fix,
+    fork_results,
     installation,
     oidc,
     reconcile,
@@ -146,6 +147,7 @@ def make_app(
     app.cleanup_ctx.append(partial(_lifetime, access_factory or GitHubAccess, tuple(routers)))
     app.router.add_post(settings.webhook_path, _webhook)
     app.router.add_post(oidc.EXCHANGE_PATH, oidc.handle_token_request)
+    app.router.add_post(fork_results.RESULT_PATH, fork_results.handle_result)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     return app
@@ -189,6 +191,26 @@ async def _check_listen(host: str, port: int) -> None:
     await probe.wait_closed()
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """Return uvloop's loop factory where uvloop is installed; None stands for asyncio's loop."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional: there is no uvloop on Windows
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM, on uvloop where it is installed (docs/dependencies.md)."""
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(serve(settings))
+
+
+def loop_name() -> str:
+    """Name the running event loop's implementation: "uvloop" or "asyncio"."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
+
+
 async def serve(settings: Settings) -> None:
     """Run the app until SIGINT or SIGTERM, then shut down gracefully.
 
@@ -210,11 +232,12 @@ async def serve(settings: Settings) -> None:
             raise ListenError(listen_problem(settings.host, settings.port, error)) from None
         for address in runner.addresses:
             log.info(
-                "coder listening on http://%s:%d%s (GitHub API: %s)",
+                "coder listening on http://%s:%d%s (GitHub API: %s; event loop: %s)",
                 address[0],
                 address[1],
                 settings.webhook_path,
                 settings.api_url,
+                loop_name(),
             )
         await stop.wait()
         log.info(

@@ -40,6 +40,31 @@ def test_token_shapes_are_redacted(token):
     assert redacted == f"calling with {REDACTED} now"
 
 
+@pytest.mark.parametrize("token", TOKENS)
+def test_a_line_holding_a_token_is_always_suspected(token):
+    # `suspects` lets clean lines skip redaction, so it must never miss one that is not clean.
+    redact = Redactor([SECRET])
+    assert redact.suspects(f"calling with {token} now")
+    assert redact.suspects(f"the secret is {SECRET}")
+    assert redact.suspects("AUTHORIZATION: token abc123")
+
+
+def test_a_delivery_line_is_not_suspected():
+    line = "delivery 72d3162e-cc78-11e3-81ab-4c9367dc0958 issues.labeled acme/widgets: ok (3 ms)"
+    assert not Redactor([SECRET]).suspects(line)
+    assert Redactor([SECRET])(line) == line
+
+
+def test_a_token_only_in_an_extra_field_is_redacted_in_the_record(output):
+    handler = configure_logging("INFO", "text", stream=output)
+    records = []
+    # Runs after the redacting filter, so it sees what every handler's formatter would.
+    handler.addFilter(lambda record: records.append(record) or True)
+    logging.getLogger("test.extra").info("clean message", extra={"remote": TOKENS[0]})
+    assert records[0].remote == REDACTED
+    assert records[0].getMessage() == "clean message"
+
+
 def test_authorization_values_are_redacted_but_the_header_name_stays():
     redact = Redactor()
     assert redact("Authorization: token abc123") == f"Authorization: {REDACTED}"
@@ -87,6 +112,15 @@ def test_json_lines_carry_extra_fields_and_redact_them(output):
     assert (entry["event"], entry["delivery_id"], entry["ms"]) == ("issues", "d-1", 3.5)
     assert entry["note"] == f"has {REDACTED}"
     assert "time" in entry
+
+
+def test_json_lines_carry_values_plain_json_would(output):
+    configure_logging("INFO", "json", stream=output)
+    logging.getLogger("test.json").info(
+        "values", extra={"counts": {1: 2}, "big": 2**70, "when": {"a", "b"} - {"b"}}
+    )
+    entry = json.loads(output.getvalue())
+    assert (entry["counts"], entry["big"], entry["when"]) == ({"1": 2}, 2**70, "{'a'}")
 
 
 def test_level_is_applied(output):

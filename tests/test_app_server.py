@@ -5,11 +5,13 @@ import logging
 import os
 import re
 import signal
+import sys
 
 import aiohttp
+import pytest
 from gidgethub.routing import Router
 
-from app.server import make_app, serve
+from app.server import event_loop_factory, loop_name, make_app, serve
 from app.settings import load_settings
 from tests.support.app import offline_env, serve_app
 
@@ -61,7 +63,31 @@ def test_make_app_does_no_io_until_started(private_key_pem, closed_port):
     # No event loop, no session, no GitHub call: the factory only wires routes.
     app = make_app(load_settings(None, offline_env(private_key_pem, closed_port)))
     paths = {route.resource.canonical for route in app.router.routes()}
-    assert paths == {"/api/github/webhooks", "/healthz", "/readyz", "/api/token"}
+    assert paths == {
+        "/api/github/webhooks",
+        "/healthz",
+        "/readyz",
+        "/api/token",
+        "/api/runs/result",
+    }
+
+
+async def _loop_name():
+    return loop_name()
+
+
+def test_serve_runs_on_uvloop_where_it_is_installed():
+    uvloop = pytest.importorskip("uvloop")
+    assert event_loop_factory() is uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        assert runner.run(_loop_name()) == "uvloop"
+
+
+def test_serve_falls_back_to_asyncio_without_uvloop(monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # what `import uvloop` sees where it is absent
+    assert event_loop_factory() is None
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        assert runner.run(_loop_name()) == "asyncio"
 
 
 class Blocking:

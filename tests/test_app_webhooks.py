@@ -13,7 +13,7 @@ import pytest
 from gidgethub.routing import Router
 
 from app.settings import MAX_BODY_BYTES, load_settings
-from app.webhooks import MISSING_SIGNATURE, SHA1_ONLY
+from app.webhooks import BAD_JSON, BAD_SIGNATURE, MISSING_SIGNATURE, SHA1_ONLY, SeenDeliveries
 from tests.support.app import WEBHOOK_SECRET, offline_env, serve_app, signed_headers
 
 EXAMPLES = Path(__file__).parent / "fixtures" / "github" / "webhook-examples"
@@ -97,6 +97,17 @@ async def test_sha1_only_signature_is_refused_even_when_correct(recorded):
     assert reply["reason"] == SHA1_ONLY
 
 
+async def test_a_sha1_value_in_the_sha256_header_is_refused_even_when_correct(recorded):
+    # gidgethub's own check would take `sha1=` in X-Hub-Signature-256; DESIGN §7 says sha256 only.
+    body = json.dumps(example("issues.labeled")).encode()
+    headers = signed_headers("issues", body, WEBHOOK_SECRET)
+    sha1 = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha1).hexdigest()
+    headers["X-Hub-Signature-256"] = f"sha1={sha1}"
+    status, reply = await post(recorded, body, headers)
+    assert (status, reply) == (401, {"status": "rejected", "reason": BAD_SIGNATURE})
+    assert recorded.recorder.seen == []
+
+
 async def test_wrong_secret_is_refused(recorded):
     status, reply = await recorded.deliver(
         "issues", example("issues.labeled"), secret="not-the-secret"
@@ -162,6 +173,43 @@ async def test_missing_event_header_is_a_bad_request(recorded):
     status, reply = await post(recorded, body, headers)
     assert status == 400
     assert "x-github-event" in reply["reason"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=UTF-8", "Application/JSON"])
+async def test_content_type_parameters_and_case_are_understood(recorded, content_type):
+    body = json.dumps(example("issues.labeled")).encode()
+    headers = signed_headers("issues", body, WEBHOOK_SECRET, "d-charset")
+    headers["Content-Type"] = content_type
+    status, _ = await post(recorded, body, headers)
+    assert status == 202
+    assert await recorded.queue.wait_for("d-charset") == "ok"
+
+
+async def test_a_body_in_a_declared_charset_is_decoded_with_it(recorded):
+    payload = example("issues.labeled")
+    payload["label"]["name"] = "caf\u00e9"
+    body = json.dumps(payload, ensure_ascii=False).encode("latin-1")
+    headers = signed_headers("issues", body, WEBHOOK_SECRET, "d-latin")
+    headers["Content-Type"] = "application/json; charset=latin-1"
+    status, _ = await post(recorded, body, headers)
+    assert status == 202
+    assert await recorded.queue.wait_for("d-latin") == "ok"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json; charset=no-such-charset", b"{}"),
+        ("application/json", '{"zen": "caf\u00e9"}'.encode("latin-1")),  # not UTF-8
+        ("application/x-www-form-urlencoded", b"other=1"),  # no `payload=`
+        ("application/json", b""),
+    ],
+)
+async def test_undecodable_bodies_are_bad_requests(recorded, content_type, body):
+    headers = signed_headers("issues", body, WEBHOOK_SECRET)
+    headers["Content-Type"] = content_type
+    status, reply = await post(recorded, body, headers)
+    assert (status, reply) == (400, {"status": "rejected", "reason": BAD_JSON})
 
 
 async def test_form_encoded_deliveries_are_understood(recorded):
@@ -283,3 +331,47 @@ async def test_readyz_says_why_github_is_unreachable(offline_app):
         body = await response.json()
     assert body["status"] == "unavailable"
     assert body["reason"].startswith("GET /app failed: ClientConnectorError")
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_seen_deliveries_are_forgotten_after_the_ttl():
+    clock = FakeClock()
+    seen = SeenDeliveries(maxsize=10, ttl=60, clock=clock)
+    seen.add("d-1")
+    clock.now += 59
+    assert "d-1" in seen
+    clock.now += 1
+    assert "d-1" not in seen
+    assert "d-2" not in seen
+
+
+def test_seen_deliveries_keep_the_newest_when_full():
+    clock = FakeClock()
+    seen = SeenDeliveries(maxsize=3, ttl=60, clock=clock)
+    for delivery_id in ("d-1", "d-2", "d-3", "d-4"):
+        seen.add(delivery_id)
+        clock.now += 1
+    assert [d in seen for d in ("d-1", "d-2", "d-3", "d-4")] == [False, True, True, True]
+
+
+def test_seen_deliveries_added_again_start_a_new_ttl_and_can_be_discarded():
+    clock = FakeClock()
+    seen = SeenDeliveries(maxsize=2, ttl=60, clock=clock)
+    seen.add("d-1")
+    seen.add("d-2")
+    clock.now += 30
+    seen.add("d-1")  # now the newest: d-2 goes first when room is needed
+    seen.add("d-3")
+    assert ("d-1" in seen, "d-2" in seen, "d-3" in seen) == (True, False, True)
+    clock.now += 59
+    assert "d-1" in seen
+    seen.discard("d-1")
+    seen.discard("never-seen")
+    assert "d-1" not in seen

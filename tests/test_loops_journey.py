@@ -342,3 +342,94 @@ async def test_changes_requested_are_fixed(alice, devhub, admin):
     assert base64.b64decode(hello["content"]).decode() == "HELLO\n"
     [fix] = await alice.check_runs(pull["head"]["sha"], "coder/fix")
     assert fix["conclusion"] == "success"
+
+
+FORK_AGENT = """\
+import os, pathlib
+role = os.environ["CODER_ROLE"]
+print(f"STATUS: {role} at work")
+if role == "implementer":
+    assert pathlib.Path("feature.txt").read_text() == "from bob\\n"  # the fork's code
+    pathlib.Path("hello.txt").write_text("hello from the fix\\n")
+"""
+
+
+async def fork_pull(alice, admin):
+    """Bob forks acme/widgets, pushes a branch to his fork and opens a pull request from it."""
+    bob = await admin.create_user("bob")
+    fork = await admin.fork(REPO, bob.token)
+    bob_rest = admin.rest(bob.token)
+    main = await alice.call("GET", f"/repos/{fork['full_name']}/git/ref/heads/main")
+    status, _, _ = await bob_rest.post(
+        f"/repos/{fork['full_name']}/git/refs",
+        {"ref": "refs/heads/feature", "sha": main["object"]["sha"]},
+    )
+    assert status == 201
+    content = base64.b64encode(b"from bob\n").decode()
+    status, _, _ = await bob_rest.put(
+        f"/repos/{fork['full_name']}/contents/feature.txt",
+        {"message": "add feature", "content": content, "branch": "feature"},
+    )
+    assert status == 201
+    status, _, pull = await bob_rest.post(
+        f"/repos/{REPO}/pulls", {"title": "A feature", "head": "bob:feature", "base": "main"}
+    )
+    assert status == 201, pull
+    return fork, pull
+
+
+async def test_a_fork_is_never_run_without_allow_fork_runs(alice, devhub, admin):
+    await alice.setup(FORK_AGENT)
+    _, pull = await fork_pull(alice, admin)
+    await alice.comment(pull["number"], "/coder fix please")
+    reply = (await alice.get(f"/issues/{pull['number']}/comments"))[-1]["body"]
+    assert "this pull request comes from a fork" in reply
+    assert "allow_fork_runs: true" in reply
+    assert await alice.check_runs(pull["head"]["sha"], "coder/fix") == []
+
+
+async def test_with_allow_fork_runs_a_fix_suggests_a_patch_with_a_read_only_token(
+    alice, devhub, admin
+):
+    await alice.setup(FORK_AGENT, CONFIG + "allow_fork_runs: true\n")
+    fork, pull = await fork_pull(alice, admin)
+    head = pull["head"]["sha"]
+    branches_before = {b["name"] for b in await alice.get("/branches")}
+    comment = await alice.comment(pull["number"], "/coder fix add a greeting")
+    run = await finished(devhub, set())
+    log = job_log(run)
+    assert run.display_title.endswith(" read-only")
+    assert "token for acme/widgets (read-only, oidc)" in log, log
+    [fix] = await alice.check_runs(head, "coder/fix")
+    assert fix["conclusion"] == "success", fix["output"]
+    assert "nothing was pushed" in fix["output"]["summary"]
+    [suggestion] = [
+        c
+        for c in await alice.get(f"/issues/{pull['number']}/comments")
+        if "suggested-patch" in c["body"]
+    ]
+    assert suggestion["user"]["login"] == "coder[bot]"
+    assert "```diff\n" in suggestion["body"]
+    assert "+hello from the fix" in suggestion["body"]
+    # Nothing was written with the job's token: the fork and the base are as they were.
+    assert (await alice.call("GET", f"/repos/{REPO}/pulls/{pull['number']}"))["head"]["sha"] == head
+    assert {b["name"] for b in await alice.get("/branches")} == branches_before
+    fork_head = await alice.call("GET", f"/repos/{fork['full_name']}/git/ref/heads/feature")
+    assert fork_head["object"]["sha"] == head
+    # The job's token (the only one narrowed to this repository) was minted read-only, and
+    # every request made with it only read: REST GETs, a GraphQL query, a git fetch.
+    [minted] = [t for t in devhub.state.tokens.values() if t.repository_ids and t.permissions]
+    assert minted.permissions == {
+        "contents": "read",
+        "pull_requests": "read",
+        "checks": "read",
+        "metadata": "read",
+    }
+    by_job = [r for r in await admin.requests() if r["token_repository_ids"]]
+    assert by_job
+    reads = ("/git-upload-pack", "/info/refs", "/api/graphql")
+    assert [r for r in by_job if r["method"] != "GET" and not r["path"].endswith(reads)] == []
+    assert "coder:running" not in {
+        label["name"] for label in await alice.get(f"/issues/{pull['number']}/labels")
+    }
+    assert await alice.reactions(comment["id"]) == {"eyes", "rocket"}

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app import oidc
+from app import fork_results, oidc
 from app.installation import ensure_labels
 from app.oidc import IssuerKeys, IssuerUnavailableError, TokenRefusedError, TokenVerifier
 from app.settings import load_settings
@@ -496,3 +496,25 @@ async def test_a_job_the_app_dispatched_costs_one_call_to_exchange(
         r for r in requests if r["method"] == "GET" and r["path"] == "/api/v3/repos/acme/widgets"
     ]
     assert repo_reads == []
+
+
+async def hand_in(app_server, token, body):
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    url = app_server.url + fork_results.RESULT_PATH
+    async with app_server.session.post(url, headers=headers, json=body) as response:
+        return response.status, await response.json()
+
+
+RESULT = {"check_run": 1, "conclusion": "success", "title": "t", "summary": "s", "patch": None}
+
+
+async def test_only_a_read_only_run_hands_its_result_to_the_app(app_server, devhub_tokens):
+    assert await hand_in(app_server, None, RESULT) == (401, {"message": oidc.MISSING_BEARER})
+    bad = await hand_in(app_server, devhub_tokens(aud="other"), RESULT)
+    assert bad == (401, {"message": oidc.WRONG_AUDIENCE})
+    # A job whose workflow run is not a read-only coder run writes its own check run.
+    refused = await hand_in(app_server, devhub_tokens(run_id="424242"), RESULT)
+    assert refused == (403, {"message": fork_results.NOT_READ_ONLY})
+    for broken in ({**RESULT, "conclusion": "cancelled"}, {**RESULT, "check_run": "1"}, []):
+        status, answer = await hand_in(app_server, devhub_tokens(), broken)
+        assert (status, answer) == (422, {"message": fork_results.BAD_RESULT})

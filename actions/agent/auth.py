@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 OIDC_AUDIENCE = "coder"
 TOKEN_PATH = "/api/token"  # noqa: S105 - a URL path, not a secret
+RESULT_PATH = "/api/runs/result"
 # What the job's work needs, and nothing more (the same narrowing the app applies to OIDC).
 RUNNER_PERMISSIONS = {
     "contents": "write",
@@ -56,6 +57,8 @@ class RunnerToken:
     app_calls: int = 0
     # Why OIDC was not used although configured; logged once the token is masked.
     fallback_reason: str | None = None
+    # The app minted a read-only token: the run works on a fork's code and writes nothing.
+    read_only: bool = False
 
 
 async def obtain_token(
@@ -89,19 +92,7 @@ async def exchange_oidc(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> RunnerToken:
     """Get the job's OIDC token and exchange it at the app for an installation token."""
-    separator = "&" if "?" in oidc.request_url else "?"
-    url = f"{oidc.request_url}{separator}{urlencode({'audience': OIDC_AUDIENCE})}"
-    status, answer = await _send(
-        session,
-        "GET",
-        url,
-        {"Authorization": f"bearer {oidc.request_token}"},
-        policy=policy,
-        sleep=sleep,
-    )
-    jwt = answer.get("value") if isinstance(answer, dict) else None
-    if status != 200 or not isinstance(jwt, str):
-        raise AuthError(f"the OIDC token request answered {status}")
+    jwt = await job_token(session, oidc, policy=policy, sleep=sleep)
     status, answer = await _send(
         session,
         "POST",
@@ -121,7 +112,61 @@ async def exchange_oidc(
         source="oidc",
         expires_at=expires_at if isinstance(expires_at, str) else None,
         also_secret=(jwt,),
+        read_only=answer.get("read_only") is True,
     )
+
+
+async def job_token(
+    session: aiohttp.ClientSession,
+    oidc: OidcSource,
+    *,
+    policy: RetryPolicy,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> str:
+    """Ask the job's OIDC provider for a token with coder's audience (a JWT, a secret)."""
+    separator = "&" if "?" in oidc.request_url else "?"
+    url = f"{oidc.request_url}{separator}{urlencode({'audience': OIDC_AUDIENCE})}"
+    status, answer = await _send(
+        session,
+        "GET",
+        url,
+        {"Authorization": f"bearer {oidc.request_token}"},
+        policy=policy,
+        sleep=sleep,
+    )
+    jwt = answer.get("value") if isinstance(answer, dict) else None
+    if status != 200 or not isinstance(jwt, str):
+        raise AuthError(f"the OIDC token request answered {status}")
+    return jwt
+
+
+async def send_result(
+    session: aiohttp.ClientSession,
+    oidc: OidcSource,
+    result: Mapping[str, Any],
+    *,
+    policy: RetryPolicy,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> str:
+    """Hand a read-only run's result to the app (`POST /api/runs/result`); return the JWT used.
+
+    A read-only token cannot complete the check run; the app writes it for the run, once it
+    has checked the job's token as the exchange does.
+    """
+    jwt = await job_token(session, oidc, policy=policy, sleep=sleep)
+    status, answer = await _send(
+        session,
+        "POST",
+        oidc.app_url + RESULT_PATH,
+        {"Authorization": f"Bearer {jwt}"},
+        policy=policy,
+        sleep=sleep,
+        body=result,
+    )
+    if status != 200:
+        message = answer.get("message") if isinstance(answer, dict) else None
+        raise AuthError(f"the app refused the run's result ({status}): {message or ''}".rstrip())
+    return jwt
 
 
 async def mint_with_app_key(
@@ -177,14 +222,19 @@ async def _send(
     *,
     policy: RetryPolicy,
     sleep: Callable[[float], Awaitable[None]],
+    body: Mapping[str, Any] | None = None,
 ) -> tuple[int, Any]:
-    """Send one request with the shared retry policy; both calls here are safe to repeat."""
+    """Send one request with the shared retry policy; every call here is safe to repeat."""
     attempt = 0
+    data = None if body is None else json.dumps(body)
+    sent = {"Accept": "application/json", **headers}
+    if data is not None:
+        sent["Content-Type"] = "application/json"
     while True:
         attempt += 1
         try:
             async with session.request(
-                method, url, headers={"Accept": "application/json", **headers}, timeout=HTTP_TIMEOUT
+                method, url, headers=sent, data=data, timeout=HTTP_TIMEOUT
             ) as response:
                 status = response.status
                 text = await response.text()

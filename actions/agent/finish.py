@@ -110,6 +110,7 @@ class RunResult:
     artifact_error: str | None = None  # a step artifact was malformed
     auto_split: bool = False
     attempt: int | None = None  # a fix run's attempt number on its pull request
+    read_only: bool = False  # a fork's code: the change is a suggested patch, not a push
 
     @property
     def agent_fields(self) -> dict[str, Any]:
@@ -152,7 +153,8 @@ def conclude(result: RunResult) -> tuple[Conclusion, str]:
     if result.artifact_error is not None:
         return Conclusion.FAILURE, result.artifact_error
     rules = rules_for(result.kind)
-    if rules.pushes and (not result.changed_files or result.commit_sha is None):
+    pushed = result.commit_sha is not None or result.read_only
+    if rules.pushes and (not result.changed_files or not pushed):
         return Conclusion.FAILURE, "The agent changed nothing."
     if rules.needs_spec and not spec_files(result.changed_files):
         return Conclusion.FAILURE, f"The run wrote no spec under {SPEC_DIR}."

@@ -63,6 +63,7 @@ class Plan:
     role_prompts: Mapping[str, str] = field(default_factory=dict)
     input_artifact: BaseModel | None = None
     on_pull: bool = False  # the subject is a pull request: its body and draft state are not ours
+    read_only: bool = False  # a fork's code: nothing is written, the result goes to the app
 
     @property
     def kind(self) -> str:
@@ -98,6 +99,7 @@ class Preparer:
     workspace: Workspace
     scratch: Callable[[], Path]
     default_author: Author
+    read_only: bool = False
 
     async def prepare(self, pull: PullRequest) -> Plan:
         """Clone the subject; read config, snapshot, instructions, prompts and input artifact."""
@@ -105,9 +107,15 @@ class Preparer:
         # The app dispatches a pull-request subject with issue = pull (docs/workflows-as-code.md).
         on_pull = self.env.issue == self.env.pull
         request = await self._read_check_run(self.env.check_run, "the run's") if on_pull else None
+        if self.read_only and request is None:
+            raise RunnerError("a read-only run works on a pull request, and this one has none")
         if request is None and not pull.head_ref.startswith(BRANCH_PREFIX):
             raise RunnerError(f"the pull request's branch {pull.head_ref!r} is not a coder branch")
-        await workspace.clone(pull.head_ref)
+        if self.read_only:
+            # A fork's branch is in another repository: its head is kept in this one.
+            await workspace.clone_pull(pull.number)
+        else:
+            await workspace.clone(pull.head_ref)
         if request is not None:
             # Review exactly the head the app put the check run on, even if the branch moved.
             await workspace.checkout(request.head_sha)
@@ -121,7 +129,7 @@ class Preparer:
         if workflow is None:
             raise RunnerError(f"{CONFIG_PATH} has no workflow {snapshot.workflow!r}")
         rules = rules_for(workflow.produces)
-        if rules.pushes and not pull.head_ref.startswith(BRANCH_PREFIX):
+        if rules.pushes and not self.read_only and not pull.head_ref.startswith(BRANCH_PREFIX):
             raise RunnerError(
                 f"the pull request's branch {pull.head_ref!r} is not a coder branch, and a "
                 f"{workflow.produces} run pushes (only a review may run on any branch)"
@@ -150,6 +158,7 @@ class Preparer:
             role_prompts=await load_role_prompts(workflow.steps, config, read_base, pull.base_ref),
             input_artifact=await self._input_artifact(snapshot, workflow.produces),
             on_pull=on_pull,
+            read_only=self.read_only,
         )
 
     async def _config(

@@ -18,7 +18,7 @@ import gidgethub
 
 from actions.agent import finish
 from actions.agent.agents import AgentLoop, AgentOutcome
-from actions.agent.auth import obtain_token
+from actions.agent.auth import AuthError, obtain_token, send_result
 from actions.agent.backends import BackendError, Limits
 from actions.agent.backends.base import DEFAULT_GRACE_SECONDS, AgentSession
 from actions.agent.briefing_file import Subject
@@ -57,6 +57,7 @@ from app.conversation import Reaction, Source, react
 from app.labels import RUNNING
 from app.logs import Redactor
 from app.prompt_text import PLAN, QUESTION, Prompt, plan_markdown, render_prompt
+from app.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
     from actions.agent.github import PullRequest
     from actions.agent.step_artifacts import StepArtifact
     from app.config import CoderConfig
-    from app.retry import RetryPolicy
 
 log = logging.getLogger("coder-agent")
 
@@ -97,6 +97,7 @@ class Work:
     tests: TestResult | None = None
     pushed_sha: str | None = None
     error: str | None = None
+    patch: str = ""  # a read-only run's change, handed to the app instead of pushed
 
 
 class Runner:
@@ -109,6 +110,8 @@ class Runner:
         self.started_at = deps.wall_clock()
         self.redact = Redactor()
         self.reporter: ProgressReporter | None = None
+        self.read_only = False  # the app minted a read-only token: a fork's code
+        self.session: aiohttp.ClientSession | None = None
 
     async def execute(self) -> finish.Conclusion:
         """Run everything; return the conclusion the check run ended with."""
@@ -120,7 +123,9 @@ class Runner:
             self.redact = Redactor(secrets)
             if token.fallback_reason:
                 log.warning("OIDC failed (%s); used the app key", token.fallback_reason)
-            log.info("token for %s (%s)", self.env.repository, token.source)
+            self.read_only, self.session = token.read_only, session
+            kind = "read-only, " if self.read_only else ""
+            log.info("token for %s (%s%s)", self.env.repository, kind, token.source)
             gh = for_token(
                 session,
                 token.token,
@@ -161,6 +166,7 @@ class Runner:
             workspace=workspace,
             scratch=self.scratch,
             default_author=self._default_author(),
+            read_only=self.read_only,
         )
         return await preparer.prepare(pull)
 
@@ -185,12 +191,15 @@ class Runner:
         async def publish_pull_body(body: str) -> None:
             await update_pull_body(gh, repository, plan.pull.number, body)
 
+        async def publish_nothing(output: CheckRunOutput) -> None:
+            del output  # a read-only token cannot edit the check run; the app writes its end
+
         self.reporter = ProgressReporter(
             plan.snapshot,
             plan.steps,
             # A pull-request subject's body belongs to its author (or to the run that opened it).
             publish_pull_body=None if plan.on_pull else publish_pull_body,
-            publish_check_run=publish_check_run,
+            publish_check_run=publish_nothing if plan.read_only else publish_check_run,
             clock=self.deps.clock,
             interval=self.deps.progress_interval,
             after_roles=after_roles(plan.kind),
@@ -203,7 +212,10 @@ class Runner:
         }
         if self.env.actions_run_url:
             fields["details_url"] = self.env.actions_run_url
-        await update_check_run(gh, repository, check_run, fields)
+        if plan.read_only:
+            log.info("read-only: the app writes the check run when the run hands its result in")
+        else:
+            await update_check_run(gh, repository, check_run, fields)
         # That was the check run's edit for this window (DESIGN §4: one per 15 s).
         self.reporter.check_run_started()
         log.info(
@@ -246,6 +258,13 @@ class Runner:
             # Tests run on the committed tree; whatever they leave behind is never pushed.
             if plan.rules.runs_tests:
                 work.tests = await self.test(plan, workspace, work.outcome)
+            if plan.read_only:
+                work.patch = await workspace.patch(plan.start_sha)
+                self.reporter.step(PUSH_STEP, StepState.SKIPPED, "read-only: a suggested patch")
+                log.info(
+                    "read-only: %d file(s) changed; the patch goes to the app", len(work.changed)
+                )
+                return
             self.reporter.step(PUSH_STEP, StepState.RUNNING)
             await workspace.push(plan.pull.head_ref)
             work.pushed_sha = await workspace.head()
@@ -336,6 +355,16 @@ class Runner:
             pushed_sha=work.pushed_sha,
             fixable=plan.pull.head_ref.startswith(BRANCH_PREFIX),
         )
+        if plan.read_only:
+            conclusion = await self._hand_in(end, work.patch, conclusion)
+            write_job_files(
+                output_path=self.env.output_path,
+                step_summary_path=self.env.step_summary_path,
+                outputs=finish.job_outputs(conclusion, None, self.env.pull),
+                summary=summary,
+            )
+            log.info("%s: %s", conclusion, reason)
+            return conclusion
         completed = await completed_check_run(gh, end)
         if completed is None:
             # The job fails, so the app's reconcile loop completes the check run instead.
@@ -381,7 +410,7 @@ class Runner:
             awaiting_approval=outcome.awaiting_approval,
             over_budget=outcome.over_budget,
             error=work.error,
-            changed_files=work.changed if work.pushed_sha else (),
+            changed_files=work.changed if work.pushed_sha or work.patch else (),
             commit_sha=work.pushed_sha,
             tests_command=plan.config.tests.command,
             tests=work.tests,
@@ -399,6 +428,7 @@ class Runner:
             artifact_error=outcome.artifact_error,
             auto_split=plan.workflow.auto_split,
             attempt=plan.snapshot.attempt,
+            read_only=plan.read_only,
         )
 
     async def fail_early(self, gh: RunnerGitHub, reason: str) -> finish.Conclusion:
@@ -425,6 +455,34 @@ class Runner:
             summary=f"**{reason}**",
         )
         return finish.Conclusion.FAILURE
+
+    async def _hand_in(
+        self, end: CheckRunEnd, patch: str, conclusion: finish.Conclusion
+    ) -> finish.Conclusion:
+        """Give a read-only run's result to the app, which writes the check run and the patch."""
+        oidc = self.env.reach.oidc
+        if oidc is None or self.session is None:
+            log.error("a read-only run hands its result in through OIDC, and there is none")
+            return finish.Conclusion.FAILURE
+        result = {
+            "check_run": end.check_run,
+            "conclusion": end.conclusion,
+            "title": end.output["title"],
+            "summary": end.output["summary"],
+            "patch": self.redact(patch) if patch else None,
+        }
+        try:
+            jwt = await send_result(
+                self.session, oidc, result, policy=self.deps.policy or RetryPolicy()
+            )
+        except AuthError as error:
+            # The job fails, so the app's reconcile loop completes the check run instead.
+            log.warning("could not hand the result in: %s", error)
+            return finish.Conclusion.FAILURE
+        mask(self.deps.out, (jwt,))
+        SECRETS.remember((jwt,))
+        log.info("handed the result to the app; it wrote the check run")
+        return conclusion
 
     async def _ask(self, gh: RunnerGitHub, plan: Plan, work: Work, check_run: int) -> None:
         """Post the run's question (or its plan) on the pull request, for a person to answer."""

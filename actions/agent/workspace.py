@@ -93,6 +93,27 @@ class Workspace:
             cwd=self.path.parent,
         )
 
+    async def clone_pull(self, number: int) -> None:
+        """Fetch a pull request's head (`refs/pull/<n>/head`) into a fresh workspace.
+
+        A fork's branch lives in another repository; GitHub keeps its head in the base one, which
+        is all a read-only run's token can read.
+        """
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True)
+        ref = f"refs/remotes/pull/{int(number)}"
+        refspec = f"+refs/pull/{int(number)}/head:{ref}"
+        await self._git("init", "--quiet")
+        await self._git(
+            "fetch", "--quiet", "--no-tags", self._remote_url, refspec, authenticated=True
+        )  # fmt: skip
+        await self._git("checkout", "--quiet", "--detach", ref)
+
+    async def patch(self, start: str) -> str:
+        """Return what HEAD changed since `start`, as a patch `git apply` takes."""
+        return await self._git("diff", "--binary", f"{start}..HEAD")
+
     async def fetch_branch(self, branch: str) -> str:
         """Fetch `branch` as `refs/remotes/origin/<branch>`; return that ref."""
         ref = f"refs/remotes/origin/{branch}"
