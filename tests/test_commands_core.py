@@ -1,10 +1,16 @@
 """The pure side of commands: verbs, typos, access, buttons, fix briefings, prompts."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from app.buttons import BUTTONS, buttons_for
+from app.command_parser import parse_comment
+from app.commands import ButtonPressed, IssueCommentCreated, ReviewCommentCreated, ReviewSubmitted
 from app.config import parse_config
 from app.fix import (
+    CheckCompleted,
     FailingCheck,
     FinishedCheck,
     Thread,
@@ -15,6 +21,7 @@ from app.fix import (
     log_tail,
     threads_of,
 )
+from app.fix import ReviewSubmitted as FixReviewSubmitted
 from app.prompt_text import (
     PLAN,
     QUESTION,
@@ -272,3 +279,38 @@ def test_a_continuation_briefing_holds_the_question_and_the_answer():
     revised = continuation_body(plan, answer="use b", by="maria", original=None, revise=True)
     assert revised.startswith("## Revise the plan\n\n@maria asked for changes")
     assert "## The plan so far\n\n1. a" in revised
+
+
+# GitHub's published examples (@octokit/webhooks-examples), read by the command models.
+
+EXAMPLES = Path(__file__).parent / "fixtures" / "github" / "webhook-examples"
+
+
+def example(name):
+    return json.loads((EXAMPLES / f"{name}.json").read_text())
+
+
+def test_githubs_examples_parse_into_the_command_models():
+    comment = IssueCommentCreated.from_payload(example("issue_comment.created"))
+    assert comment.comment.id > 0
+    assert comment.issue.number > 0
+    review = ReviewSubmitted.from_payload(example("pull_request_review.submitted"))
+    assert review.review.state.lower() in {"approved", "commented", "changes_requested"}
+    assert review.pull_request.head.ref
+    assert review.pull_request.base.ref
+    line = ReviewCommentCreated.from_payload(example("pull_request_review_comment.created"))
+    assert line.comment.id > 0
+    assert line.pull_request.number > 0
+    pressed = ButtonPressed.from_payload(example("check_run.requested_action"))
+    assert pressed.requested_action.identifier
+    finished = CheckCompleted.from_payload(example("check_run.completed"))
+    assert finished.check_run.conclusion is not None
+    # The fix loop's own model of a review reads the same example.
+    assert FixReviewSubmitted.from_payload(example("pull_request_review.submitted")).review.id
+
+
+def test_a_commands_body_from_githubs_example_parses():
+    payload = example("issue_comment.created")
+    payload["comment"]["body"] = "Thanks!\n\n> /coder fix\n\n/coder fix the typo"
+    parsed = parse_comment(IssueCommentCreated.from_payload(payload).comment.body)
+    assert [(c.verb, c.argument) for c in parsed.commands] == [("fix", "the typo")]
