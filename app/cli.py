@@ -35,7 +35,7 @@ def serve(env_file: Path | None) -> None:
     """Run the GitHub App's webhook server."""
     from app.logs import configure_logging  # noqa: PLC0415 - keep `coder --help` fast
     from app.server import ListenError  # noqa: PLC0415
-    from app.server import serve as serve_app  # noqa: PLC0415
+    from app.server import run as run_app  # noqa: PLC0415
 
     if env_file is not None and not env_file.is_file():
         raise click.ClickException(f"--env-file: no such file: {env_file}")
@@ -49,7 +49,7 @@ def serve(env_file: Path | None) -> None:
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secret_values())
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_app(settings))
+            run_app(settings)
     except ListenError as error:
         click.echo(f"coder serve: {error}", err=True)
         raise SystemExit(EXIT_CANNOT_LISTEN) from None

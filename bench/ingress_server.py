@@ -1,10 +1,12 @@
 """Webhook servers for the ingress benchmark, each run in its own process.
 
 `coder`     the real app (`make_app`) with one no-op `issues.labeled` handler, so every delivery
-            takes the full path: read, verify, parse, dedupe, route, enqueue, 202.
+            takes the full path: read, verify, parse, dedupe, route, enqueue, 202, log.
 `aiohttp`   the floor of our stack: read the body, check the HMAC in constant time, answer 202.
 
-Both print `ready <port>` once listening and stop on SIGTERM.
+Either runs on the event loop named after it: `uvloop` (what `coder serve` uses where uvloop is
+installed) or `asyncio` (the standard library's). Both print `ready <port>` once listening and
+stop on SIGTERM.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from app.logs import configure_logging
 from app.settings import load_settings
 
 WEBHOOK_PATH = "/api/github/webhooks"
+UVLOOP = "uvloop"
 
 
 def _noop_router() -> Router:
@@ -51,10 +54,13 @@ def _coder_app(key_path: str, secret: str) -> web.Application:
             "GHE_PROTOCOL": "http",
         },
     )
-    # Log as `coder serve` does (one line per delivery, redacted) and pay for it; only the
-    # output is thrown away. Probot runs at its quietest, so the comparison is conservative.
+    # Log as `coder serve` does (one line per delivery, redacted, the same secrets) and pay for
+    # it; only the output is thrown away. Probot runs at its quietest, so the comparison is
+    # conservative.
     sink = Path(os.devnull).open("w")  # noqa: SIM115 - lives as long as the process
-    configure_logging(settings.log_level, settings.log_format, stream=sink)
+    configure_logging(
+        settings.log_level, settings.log_format, secrets=settings.secret_values(), stream=sink
+    )
     return make_app(settings, routers=(_noop_router(),))
 
 
@@ -87,10 +93,16 @@ async def _serve(app: web.Application) -> None:
 
 
 def main() -> None:
-    """Run one server: `python -m bench.ingress_server coder|aiohttp KEY_PATH SECRET`."""
-    kind, key_path, secret = sys.argv[1:4]
+    """Run one server: `python -m bench.ingress_server coder|aiohttp KEY_PATH SECRET LOOP`."""
+    kind, key_path, secret, loop = sys.argv[1:5]
     app = _coder_app(key_path, secret) if kind == "coder" else _aiohttp_app(secret)
-    asyncio.run(_serve(app))
+    factory = None
+    if loop == UVLOOP:
+        import uvloop  # noqa: PLC0415 - only when asked for; the bench checks it is installed
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(_serve(app))
 
 
 if __name__ == "__main__":
