@@ -123,6 +123,7 @@ class Snapshot:
     attempt: int | None = None
     resume_at: str | None = None  # a continuation starts at this step (after a question)
     read_only: bool = False  # a fork's pull request: a read-only token, a suggested patch
+    answers: str | None = None  # `<check run>:<answered|approved|revised>`: the prompt it closes
 
     @classmethod
     def taken(
@@ -144,6 +145,7 @@ class Snapshot:
         attempt: int | None = None,
         resume_at: str | None = None,
         read_only: bool = False,
+        answers: str | None = None,
     ) -> Snapshot:
         """Take a snapshot, cleaning the untrusted title and body."""
         return cls(
@@ -163,6 +165,7 @@ class Snapshot:
             attempt=attempt,
             resume_at=resume_at,
             read_only=read_only,
+            answers=answers,
         )
 
 
@@ -236,6 +239,8 @@ def _positive(value: str | None) -> int | None:
 
 
 RUN_REQUEST_FENCE = "json coder-run"
+MAX_RUN_REQUEST_CHARS = 60_000
+CUT = "\n(cut to fit the check run)"
 RUN_REQUEST_BLOCK = re.compile(r"```json coder-run\n(.*?)\n```", re.DOTALL)
 
 
@@ -246,7 +251,23 @@ def render_run_request(snapshot: Snapshot) -> str:
     their snapshot lives in the check run the app creates; only the app can edit it.
     """
     fields = {name: getattr(snapshot, name) for name in Snapshot.__dataclass_fields__}
-    return f"```{RUN_REQUEST_FENCE}\n{json.dumps(fields, indent=2)}\n```"
+    rendered = _run_request_block(fields)
+    # A check run's text holds 65535 characters: a body that does not fit is cut, never the
+    # JSON around it (a clipped block would not parse, and the run could not start).
+    body = str(fields["body"])
+    while len(rendered) > MAX_RUN_REQUEST_CHARS and body:
+        # Escaping makes some characters longer: cut in proportion, a little more each time.
+        keep = int(len(body) * MAX_RUN_REQUEST_CHARS / len(rendered)) - len(CUT) - 100
+        body = body[: max(0, keep)]
+        fields["body"] = body + CUT
+        rendered = _run_request_block(fields)
+    return rendered
+
+
+def _run_request_block(fields: dict[str, object]) -> str:
+    # Not ASCII-escaped: GitHub counts characters, and `\uXXXX` would make a briefing in any other
+    # script six times longer than it is.
+    return f"```{RUN_REQUEST_FENCE}\n{json.dumps(fields, indent=2, ensure_ascii=False)}\n```"
 
 
 def parse_run_request(text: str | None) -> Snapshot | None:

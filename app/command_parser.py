@@ -20,7 +20,10 @@ VERB = re.compile(r"^[a-z][a-z0-9_-]*$")
 HELP_VERB = "help"
 # CommonMark fences: three or more backticks or tildes, up to three spaces of indentation.
 FENCE_OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
+FENCE_CLOSE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*$")
 QUOTE = re.compile(r"^ {0,3}>")
+HTML_COMMENT_START = "<!--"
+HTML_COMMENT_END = "-->"
 INPUT_INFO = "json coder-input"
 THEN_FLAG = "--then"
 WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -60,6 +63,7 @@ def parse_comment(body: str | None) -> ParsedComment:
     blocks: list[str] = []
     fence: str | None = None
     collecting: list[str] | None = None
+    in_quote = in_comment = False
     for number, line in enumerate((body or "").replace("\r\n", "\n").split("\n"), start=1):
         if fence is not None:
             if _closes(line, fence):
@@ -75,13 +79,27 @@ def parse_comment(body: str | None) -> ParsedComment:
             continue
         opened = FENCE_OPEN.match(line)
         if opened is not None:
+            in_quote = False  # a fence starts a block of its own, outside the quote
             fence = opened["fence"]
             collecting = [] if opened["info"] == INPUT_INFO else None
             if collecting is None and following:
                 following[-1].append(line)
             continue
+        if in_comment:
+            in_comment = HTML_COMMENT_END not in line
+            continue  # hidden from readers, so never a request
+        if (
+            HTML_COMMENT_START in line
+            and HTML_COMMENT_END not in line.split(HTML_COMMENT_START)[-1]
+        ):
+            in_comment = True
+            continue
         if QUOTE.match(line):
+            in_quote = True
             continue  # quoted text is someone else's words (a question being answered)
+        if in_quote and line.strip():
+            continue  # a lazy continuation: markdown shows it inside the quote above
+        in_quote = False
         command = COMMAND_LINE.match(line)
         if command is None:
             if following:
@@ -105,8 +123,14 @@ def _body(text: str, lines: list[str]) -> str:
 
 
 def _closes(line: str, fence: str) -> bool:
-    stripped = line.strip()
-    return stripped.startswith(fence) and set(stripped) == {fence[0]}
+    # CommonMark: up to three spaces in, the fence's character at least as many times, nothing
+    # after but spaces. Four spaces in, it is a line of the code block.
+    closing = FENCE_CLOSE.match(line)
+    return (
+        closing is not None
+        and closing["fence"][0] == fence[0]
+        and len(closing["fence"]) >= len(fence)
+    )
 
 
 def _command(verb: str, rest: str, line: int) -> Command:

@@ -132,12 +132,9 @@ def status_reply(
         spent = sum(run.cost_usd or 0.0 for run in runs)
         lines += ["", f"Spent so far: ${spent:.2f}."]
     if queued:
-        lines += [
-            "",
-            "Queue: waiting for a free run slot" + (" (pinned to the front)." if pinned else "."),
-        ]
-    elif pinned:
-        lines += ["", "Queue: pinned; its next run goes before unpinned work."]
+        lines += ["", "Queue: a fix waits for the run that is going (`coder:queued`)."]
     else:
         lines += ["", "Queue: nothing waiting."]
+    if pinned:
+        lines.append("Pinned (`coder:pinned`): runs start as soon as they are asked for today.")
     return _reply(key, lines)

@@ -10,6 +10,7 @@ posted only when there is something to say, and a redelivery edits it instead of
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import gidgethub
@@ -19,6 +20,7 @@ from pydantic import Field
 from app import buttons, fix, labels, prompt_text, prompts, run_control, split, verbs
 from app import command_replies as say
 from app.artifacts import load_artifact
+from app.briefing import parse_run_request
 from app.command_parser import Command, ParsedComment, parse_comment
 from app.command_session import Outcome, Session
 from app.conversation import Reaction, Source
@@ -48,6 +50,8 @@ PULL_URL = "/repos/{owner}/{repo}/pulls/{number}"
 ISSUE_LABELS_URL = "/repos/{owner}/{repo}/issues/{number}/labels"
 ISSUE_LABEL_URL = "/repos/{owner}/{repo}/issues/{number}/labels/{name}"
 ALWAYS_OPEN = frozenset({verbs.STATUS, verbs.HELP})
+# Anyone who may comment can write commands; this many per comment bounds the replies and calls.
+MAX_COMMANDS = 10
 
 
 class _Comment(Model):
@@ -152,7 +156,7 @@ async def answer_by_quote(session: Session, body: str | None) -> None:
         await session.react(Reaction.CONFUSED)
         return
     await session.react(Reaction.EYES)
-    outcome = await prompts.resume(session, prompt, text, verb=verbs.ANSWER)
+    outcome = await prompts.resume(session, prompt, text, verb=verbs.ANSWER, key=key)
     if outcome is Outcome.FAILED:
         await session.react(Reaction.CONFUSED)
 
@@ -209,10 +213,16 @@ class _Suite(Model):
     head_branch: str | None = None
 
 
+class _PressedOutput(Model):
+    text: str | None = None
+
+
 class _PressedCheckRun(Model):
     id: int
     name: str
     head_sha: str
+    completed_at: str | None = None
+    output: _PressedOutput = Field(default_factory=_PressedOutput)
     app: dict[str, Any] | None = None
     check_suite: _Suite = Field(default_factory=_Suite)
     pull_requests: list[dict[str, Any]] = Field(default_factory=list)
@@ -252,7 +262,9 @@ async def press_button(event: Event, gh: GitHubAPI) -> None:
         subject=subject,
         state=state,
         sender=pressed.sender,
-        at="",
+        # A claim commit is dated by its trigger, so a redelivery makes the same one: a button
+        # pressed on a finished run is dated by the run's end (Cancel needs no date).
+        at=check_run.completed_at or now_iso(),
         source=Source("check-run", check_run.id),
         pull=pull,
     )
@@ -260,12 +272,25 @@ async def press_button(event: Event, gh: GitHubAPI) -> None:
     await run_command(session, Command(verb, line=0), key, ParsedComment())
 
 
+def now_iso() -> str:
+    """Return the current UTC time in GitHub's ISO 8601 form."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 async def button_subject(
     gh: GitHubAPI, repo: str, check_run: _PressedCheckRun
 ) -> tuple[Subject, str, Mapping[str, Any] | None] | None:
-    """Find what a pressed check run is about: its pull request, or its branch's issue."""
-    if check_run.pull_requests:
-        number = int(check_run.pull_requests[0]["number"])
+    """Find what a pressed check run is about: its pull request, or its branch's issue.
+
+    GitHub leaves a fork's pull requests out of `check_run.pull_requests`; a run on a pull
+    request names it in its run request, which only the app writes.
+    """
+    request = parse_run_request(check_run.output.text)
+    numbers = [int(link["number"]) for link in check_run.pull_requests]
+    if request is not None and not numbers:
+        numbers = [request.issue_number]
+    if numbers:
+        number = numbers[0]
         pull = await gh.getitem(PULL_URL, where(repo, number=number))
         return pull_subject(pull, repo), str(pull.get("state", "open")), pull
     issue = issue_of_branch(check_run.check_suite.head_branch)
@@ -307,8 +332,12 @@ async def open_session(
 
 
 async def run_commands(session: Session, parsed: ParsedComment) -> None:
-    """Carry out a comment's commands in order."""
-    for command in parsed.commands:
+    """Carry out a comment's commands in order (the first `MAX_COMMANDS` of them)."""
+    if len(parsed.commands) > MAX_COMMANDS:
+        key = say.reply_key(session.source.kind, session.source.id, 0)
+        why = f"a comment may hold {MAX_COMMANDS} commands; the rest were not run."
+        await session.reply(say.nothing_to_do(key, "...", why))
+    for command in parsed.commands[:MAX_COMMANDS]:
         key = say.reply_key(session.source.kind, session.source.id, command.line)
         outcome = await run_command(session, command, key, parsed)
         log.info(
@@ -341,7 +370,7 @@ async def run_command(
     await session.react(Reaction.EYES)
     handler = HANDLERS.get(known.verb, start_workflow)
     outcome = await handler(session, command, known, key, parsed)
-    if outcome is Outcome.DONE:
+    if outcome in {Outcome.DONE, Outcome.REPLIED}:
         await session.react(Reaction.ROCKET)
     elif outcome is Outcome.FAILED:
         await session.react(Reaction.CONFUSED)

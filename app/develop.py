@@ -127,6 +127,7 @@ class RunRequest:
     after: FailedRun | None = None  # a run this one climbs the model ladder from (a fix)
     continues: FailedRun | None = None  # a run this one resumes, with its model (an answer)
     resume_at: str | None = None  # the step a continuation starts at
+    answers: str | None = None  # the prompt a continuation answers (`<check run>:<how>`)
 
     @property
     def number(self) -> int:
@@ -291,6 +292,7 @@ def plan_run(
         attempt=request.attempt,
         resume_at=request.resume_at,
         read_only=subject.pull is not None and subject.pull.from_fork,
+        answers=request.answers,
     )
     return RunPlan(
         repo=request.repo,

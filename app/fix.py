@@ -24,7 +24,7 @@ from gidgethub.routing import Router
 from pydantic import Field
 
 from app import command_replies as say
-from app import replies
+from app import labels, replies
 from app.briefing import (
     BRANCH_PREFIX,
     TRAILER_MODEL,
@@ -38,6 +38,7 @@ from app.command_session import Outcome
 from app.develop import APP_ACCESS, FailedRun, RunRequest, Subject, TriggerKind
 from app.events import Model, Repository, User
 from app.gate import start_run
+from app.ids import run_id as make_run_id
 from app.markers import render_marker
 from app.once import comment_once, where
 from app.permissions import check_sender
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 router = Router()
 
 PULL_URL = "/repos/{owner}/{repo}/pulls/{number}"
+ISSUE_LABELS_URL = "/repos/{owner}/{repo}/issues/{number}/labels"
 PULL_COMMITS_URL = "/repos/{owner}/{repo}/pulls/{number}/commits{?per_page}"
 REVIEW_COMMENTS_URL = "/repos/{owner}/{repo}/pulls/{number}/comments{?per_page}"
 REVIEWS_URL = "/repos/{owner}/{repo}/pulls/{number}/reviews{?per_page}"
@@ -191,6 +193,15 @@ def fix_runs_so_far(commit_messages: Iterable[str], head_runs: Iterable[RunView]
     return len(runs)
 
 
+def runs_in(commit_messages: Iterable[str]) -> set[str]:
+    """Return the runs whose commits these are (their `Coder-Run` trailers) (pure)."""
+    return {
+        trailers[TRAILER_RUN]
+        for message in commit_messages
+        if TRAILER_RUN in (trailers := parse_trailers(message))
+    }
+
+
 def climb_from(head_runs: Iterable[RunView], commit_messages: Sequence[str]) -> FailedRun | None:
     """Return the run a fix climbs the model ladder from (pure).
 
@@ -254,7 +265,7 @@ async def ask_for_fix(
 
     plans = [prompt for prompt in await prompts.open_prompts(session) if prompt.kind == "plan"]
     if plans and command.argument.strip():
-        return await prompts.revise_plan(session, plans[0], command.argument)
+        return await prompts.revise_plan(session, plans[0], command.argument, key)
     return await request_fix(session, command, key, guidance=command.argument)
 
 
@@ -311,12 +322,21 @@ async def start_fix(context: FixContext, ask: FixAsk, *, cap: int | None = None)
     """
     gh, repo, subject = context.gh, context.repo, context.subject
     assert subject.pull is not None
+    # The run this ask makes has one id (DESIGN §2): found, it was started by an earlier delivery.
+    expected = make_run_id(repo, FIX, subject.number, ask.trigger_key)
     head_runs = await runs_of_pull(gh, repo, subject.pull.sha, context.app_id)
+    if any(run.run_id == expected for run in head_runs):
+        return FixStart(started=True)
     going = newest(head_runs, active=True)
     if going is not None:
-        log.info("no fix in %s#%d: run %s is going", repo, subject.number, going.run_id)
+        log.info("no fix in %s#%d yet: run %s is going", repo, subject.number, going.run_id)
+        if ask.kind is TriggerKind.LOOP:
+            # The runner takes the label off when its run ends; that event asks again.
+            await add_label(gh, repo, subject.number, labels.QUEUED)
         return FixStart(started=False, busy=going)
     messages = await _commit_messages(gh, repo, subject.number)
+    if expected in runs_in(messages):
+        return FixStart(started=True)  # made, and pushed before the head moved on
     so_far = fix_runs_so_far(messages, head_runs)
     if cap is not None and so_far >= cap:
         await say_cap_reached(context, so_far, ask.trigger)
@@ -362,6 +382,11 @@ async def say_cap_reached(context: FixContext, so_far: int, trigger: str) -> Non
     reply = replies.Reply(FIX_CAP, key, "\n".join(lines))
     await comment_once(context.gh, context.repo, context.subject.number, reply, context.bot_login)
     log.info("fix loop in %s#%d stopped at %d", context.repo, context.subject.number, so_far)
+
+
+async def add_label(gh: GitHubAPI, repo: str, number: int, name: str) -> None:
+    """Label an issue or pull request (adding it twice changes nothing)."""
+    await gh.post(ISSUE_LABELS_URL, where(repo, number=number), data={"labels": [name]})
 
 
 async def _commit_messages(gh: GitHubAPI, repo: str, number: int) -> list[str]:
@@ -510,17 +535,109 @@ async def fix_requested_changes(event: Event, gh: GitHubAPI) -> None:
     context = FixContext(
         gh, repository, subject, result, await access.bot_login(), access.settings.app_id
     )
-    ask = FixAsk(
-        requested_by=submitted.sender.login,
+    ask = review_ask(
+        review.id,
+        login=submitted.sender.login,
         sender_type=submitted.sender.type,
-        kind=TriggerKind.LOOP,
-        trigger=f"@{submitted.sender.login}'s review requesting changes",
-        trigger_key=f"review:{review.id}",
-        at=review.submitted_at or "",
-        review_id=review.id,
-        reviews=((review.user.login, review.body or ""),) if (review.body or "").strip() else (),
+        body=review.body,
+        submitted_at=review.submitted_at,
     )
     await start_fix(context, ask, cap=config.loops.max_fix_attempts)
+
+
+def review_ask(
+    review_id: int, *, login: str, sender_type: str, body: str | None, submitted_at: str | None
+) -> FixAsk:
+    """Return the fix a review requesting changes asks for (pure)."""
+    return FixAsk(
+        requested_by=login,
+        sender_type=sender_type,
+        kind=TriggerKind.LOOP,
+        trigger=f"@{login}'s review requesting changes",
+        trigger_key=f"review:{review_id}",
+        at=submitted_at or "",
+        review_id=review_id,
+        reviews=((login, body or ""),) if (body or "").strip() else (),
+    )
+
+
+def waiting_reviews(reviews: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Return each reviewer's latest review where it requests changes, newest first (pure)."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for review in sorted(reviews, key=lambda r: int(r.get("id") or 0)):
+        login = str((review.get("user") or {}).get("login", ""))
+        if str(review.get("state", "")).upper() in {"APPROVED", "CHANGES_REQUESTED", "DISMISSED"}:
+            latest[login] = review  # a comment-only review leaves the verdict as it was
+    asking = [r for r in latest.values() if str(r.get("state")).upper() == "CHANGES_REQUESTED"]
+    return sorted(asking, key=lambda r: int(r.get("id") or 0), reverse=True)
+
+
+class _Unlabeled(Model):
+    label: dict[str, Any]
+    pull_request: dict[str, Any]
+    repository: Repository
+
+
+@router.register("pull_request", action="unlabeled")
+async def fix_what_waited(event: Event, gh: GitHubAPI) -> None:
+    """`coder:queued` came off a coder pull request (its run ended): what waited, starts now.
+
+    A review requesting changes or a failing check that arrived while another run worked on
+    the pull request could not start a fix then; the loop labelled the pull request instead.
+    """
+    unlabeled = _Unlabeled.from_payload(event.data)
+    pull, repository = unlabeled.pull_request, unlabeled.repository
+    if unlabeled.label.get("name") != labels.QUEUED or pull.get("state") != "open":
+        return
+    if not str(pull["head"]["ref"]).startswith(BRANCH_PREFIX):
+        return
+    result = await fetch_config(gh, repository.full_name, str(pull["base"]["ref"]))
+    config = result.config
+    if config is None:
+        return
+    access = APP_ACCESS.get()
+    subject = pull_subject(pull, repository.full_name)
+    context = FixContext(
+        gh, repository, subject, result, await access.bot_login(), access.settings.app_id
+    )
+    cap = config.loops.max_fix_attempts
+    if config.loops.changes_requested:
+        reviews = await _all(gh, REVIEWS_URL, where(repository.full_name, number=subject.number))
+        for review in waiting_reviews(reviews):
+            user = review.get("user") or {}
+            sender = await check_sender(
+                gh,
+                repository.full_name,
+                login=str(user.get("login", "")),
+                account_type=str(user.get("type", "User")),
+                allowed_bots=config.allowed_bots,
+            )
+            if not sender.allowed:
+                continue
+            ask = review_ask(
+                int(review["id"]),
+                login=sender.login,
+                sender_type=str(user.get("type", "User")),
+                body=review.get("body"),
+                submitted_at=review.get("submitted_at"),
+            )
+            await start_fix(context, ask, cap=cap)
+            return
+    if config.loops.ci_failure and subject.pull is not None:
+        failing = await failing_checks(gh, repository.full_name, subject.pull.sha, access)
+        required = config.policies.required_checks
+        failing = tuple(check for check in failing if not required or check.name in required)
+        if failing:
+            ask = FixAsk(
+                requested_by=context.bot_login,
+                sender_type="Bot",
+                kind=TriggerKind.LOOP,
+                trigger=f"the failing check `{failing[0].name}`",
+                trigger_key=f"ci:{subject.pull.sha}",
+                at="",
+                failing=failing,
+            )
+            await start_fix(context, ask, cap=cap)
 
 
 async def _context(

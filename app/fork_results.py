@@ -19,11 +19,11 @@ import aiohttp
 import gidgethub
 from aiohttp import web
 
-from app import replies
+from app import labels, replies
 from app.briefing import parse_run_request
 from app.conversation import Reaction, Source, react
 from app.dispatched_runs import WORKFLOW_RUN_URL, run_id_from_title
-from app.markers import render_marker
+from app.markers import find_marked, render_marker
 from app.oidc import (
     GITHUB_UNREACHABLE,
     ISSUER_UNREACHABLE,
@@ -35,6 +35,7 @@ from app.oidc import (
     message_response,
 )
 from app.once import comment_once, update_check_run, where
+from app.prompt_text import PLAN, PROMPT, QUESTION, Prompt, render_prompt
 from app.reconcile import remove_running_label
 
 if TYPE_CHECKING:
@@ -46,8 +47,12 @@ log = logging.getLogger(__name__)
 
 RESULT_PATH = "/api/runs/result"
 CHECK_RUN_URL = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
+COMMENTS_URL = "/repos/{owner}/{repo}/issues/{number}/comments"
+COMMENTS_PAGE_URL = "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}"
+ISSUE_LABEL_URL = "/repos/{owner}/{repo}/issues/{number}/labels/{name}"
+FIX = "fix"
 SUGGESTED_PATCH = "suggested-patch"
-CONCLUSIONS = frozenset({"success", "neutral", "failure", "timed_out"})
+CONCLUSIONS = frozenset({"success", "neutral", "failure", "timed_out", "action_required"})
 MAX_PATCH_CHARS = 60_000
 MAX_SUMMARY_CHARS = 30_000
 MAX_BODY_BYTES = 256 * 1024
@@ -116,15 +121,85 @@ async def write_result(
         "status": "completed",
         "conclusion": str(body["conclusion"]),
         "output": {"title": str(body["title"])[:120], "summary": summary},
+        # A fork's pull request is not in a check run's `pull_requests`: a person asks again
+        # with `/coder fix` there, rather than through buttons.
+        "actions": [],
     }
     await update_check_run(gh, repo, check_run_id, update)
-    # What the runner would have done with a token that writes: the label, the reaction.
+    # What the runner would have done with a token that writes: the question it asks, the
+    # question it answers, the labels, the reaction.
+    if body["conclusion"] == "action_required":
+        await ask_once(
+            gh,
+            repo,
+            request.issue_number,
+            run_id,
+            check_run_id=check_run_id,
+            body=body,
+            bot_login=bot_login,
+        )
+    await close_answered(gh, repo, request.answers, by=request.labeled_by, run_id=run_id)
     await remove_running_label(gh, repo, request.issue_number)
-    worked = body["conclusion"] in {"success", "neutral"}
-    await react(
-        gh, repo, Source.parse(request.asked_in), Reaction.ROCKET if worked else Reaction.CONFUSED
-    )
+    await remove_label(gh, repo, request.issue_number, labels.QUEUED)
+    if body["conclusion"] != "action_required":  # a question is not an end
+        worked = body["conclusion"] in {"success", "neutral"}
+        reaction = Reaction.ROCKET if worked else Reaction.CONFUSED
+        await react(gh, repo, Source.parse(request.asked_in), reaction)
     log.info("read-only run %s in %s reported %s", run_id, repo, body["conclusion"])
+
+
+async def ask_once(
+    gh: GitHubAPI,
+    repo: str,
+    number: int,
+    run_id: str,
+    *,
+    check_run_id: int,
+    body: Mapping[str, Any],
+    bot_login: str,
+) -> None:
+    """Post a read-only run's question on its pull request, once (its token could not)."""
+    asked = body.get("prompt") if isinstance(body.get("prompt"), dict) else {}
+    assert isinstance(asked, dict)
+    prompt = Prompt(
+        prompt_id=run_id,
+        kind=PLAN if asked.get("ask") == PLAN else QUESTION,
+        check_run=check_run_id,
+        workflow=str(asked.get("workflow") or FIX),
+        resume_at=str(asked.get("resume_at") or ""),
+        head_sha=str(asked.get("sha") or ""),
+        model=str(asked.get("model") or ""),
+        question=str(asked.get("question") or "")[:MAX_SUMMARY_CHARS],
+    )
+    pages = gh.getiter(COMMENTS_PAGE_URL, where(repo, number=number, per_page=100))
+    comments = [comment async for comment in pages]
+    if find_marked(comments, PROMPT, author=bot_login, id=run_id) is None:
+        data = {"body": render_prompt(prompt)}
+        await gh.post(COMMENTS_URL, where(repo, number=number), data=data)
+
+
+async def close_answered(
+    gh: GitHubAPI, repo: str, answers: str | None, *, by: str, run_id: str
+) -> None:
+    """Close the question a read-only continuation answered (its token could not)."""
+    check_run, _, how = (answers or "").partition(":")
+    if not check_run.isdigit() or not how:
+        return
+    update = {
+        "conclusion": "neutral",
+        "output": {"title": f"{how.capitalize()} by @{by}", "summary": f"Run `{run_id}` went on."},
+        "actions": [],
+    }
+    await update_check_run(gh, repo, int(check_run), update)
+
+
+async def remove_label(gh: GitHubAPI, repo: str, number: int, name: str) -> None:
+    """Take a label off (not there is fine)."""
+    try:
+        await gh.delete(ISSUE_LABEL_URL, where(repo, number=number, name=name))
+    except gidgethub.BadRequest as error:
+        if error.status_code != 404:
+            raise
 
 
 def suggested_patch(*, run_id: str, patch: str, check_run_url: str) -> replies.Reply:

@@ -79,6 +79,17 @@ def _parse_value(quoted: str | None, bare: str) -> str:
     return value
 
 
+def leading_marker(body: str | None) -> Marker | None:
+    """Return the marker a body starts with, if any: the only one coder trusts.
+
+    The app writes its marker as the first line of everything it posts; what follows may quote
+    text others wrote (an agent's question, a fork's patch), which could carry a look-alike.
+    """
+    first = (body or "").lstrip().partition("\n")[0]
+    found = parse_markers(first)
+    return found[0] if found and first.startswith("<!--") else None
+
+
 def find_marked(
     comments: Iterable[Mapping[str, Any]],
     kind: str,
@@ -108,7 +119,8 @@ def all_marked(
         body = comment.get("body")
         if not isinstance(body, str):
             continue
-        if any(marker.matches(kind, wanted) for marker in parse_markers(body)):
+        marker = leading_marker(body)
+        if marker is not None and marker.matches(kind, wanted):
             found.append(comment)
     return found
 

@@ -100,6 +100,7 @@ WRONG_EVENT = f"the token is from a run not started by {RUNNER_EVENT}"
 WRONG_WORKFLOW = "the token is from another workflow than the repository's coder workflow"
 WRONG_REF = "the token is from a run on another ref than the default branch"
 CONFIG_INVALID = "the repository's .github/coder.yml is invalid"
+NOT_DISPATCHED = "the token is from a workflow run that is not one coder dispatched"
 ISSUER_UNREACHABLE = "the OIDC issuer cannot be reached"
 GITHUB_UNREACHABLE = "GitHub cannot be reached"
 
@@ -347,11 +348,13 @@ class TokenExchange:
 
         A signed `workflow_run` webhook usually said so already; otherwise GitHub says, by the
         run's title, which only the app sets (it alone dispatches). A job's token always names
-        its own run (GitHub signs `run_id`), so a fork's job cannot borrow another run's answer.
+        its own run (GitHub signs `run_id`), so a fork's job cannot borrow another run's answer;
+        a run that does not carry coder's title gets nothing, so a changed `run-name` can never
+        turn a read-only run into one with a write token.
         """
         run_id = int(claims.run_id) if claims.run_id and claims.run_id.isdigit() else None
         if run_id is None:
-            return False
+            raise TokenRefusedError(MISSING_CLAIM.format(claim="run_id"))
         known = self._known.read_only(run_id)
         if known is not None:
             return known
@@ -363,9 +366,12 @@ class TokenExchange:
             )
         except gidgethub.BadRequest as error:
             if error.status_code == 404:
-                return False
+                raise TokenRefusedError(NOT_DISPATCHED) from None
             raise
-        return read_only_title(workflow_run.get("display_title")) is True
+        read_only = read_only_title(workflow_run.get("display_title"))
+        if read_only is None:
+            raise TokenRefusedError(NOT_DISPATCHED)
+        return read_only
 
     def _known_installation(self, claims: RunnerClaims) -> int | None:
         """Return the installation when signed webhooks and the app's dispatch vouch for all."""

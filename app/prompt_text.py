@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.markers import parse_markers, render_marker
+from app.markers import leading_marker, render_marker
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +21,8 @@ QUESTION = "question"
 PLAN = "plan"
 QUOTE_LINE = re.compile(r"^ {0,3}> ?(?P<text>.*)$")
 MAX_ANSWER_CHARS = 10_000
+# A continuation's briefing travels in its check run's run request (65535 characters in all).
+MAX_SUBJECT_CHARS = 20_000
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def render_prompt(prompt: Prompt) -> str:
 def parse_prompt(comment: Mapping[str, Any]) -> Prompt | None:
     """Read a prompt comment back (the caller checks it is the app's own); None if not one."""
     body = str(comment.get("body") or "")
-    for marker in parse_markers(body):
+    for marker in filter(None, [leading_marker(body)]):
         if marker.kind != PROMPT:
             continue
         fields = marker.fields
@@ -171,7 +173,8 @@ def continuation_body(
             "",
             answer,
         ]
-    return "\n".join([*parts, "", "## The pull request", "", original or "(no description)"])
+    subject = (original or "(no description)")[:MAX_SUBJECT_CHARS]
+    return "\n".join([*parts, "", "## The pull request", "", subject])
 
 
 def plan_markdown(plan: Mapping[str, Any] | None, fallback: Sequence[str] = ()) -> str:

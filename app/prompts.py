@@ -21,9 +21,9 @@ from app import verbs
 from app.command_session import Outcome
 from app.develop import FailedRun
 from app.gate import start_run
-from app.once import update_check_run, where
+from app.once import where
 from app.prompt_text import PLAN, Prompt, continuation_body, parse_prompt
-from app.subject_runs import runs_of_pull
+from app.subject_runs import newest, runs_of_pull
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMMENTS_PAGE_URL = "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}"
+CHECK_RUN_URL = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
 
 
 async def open_prompts(session: Session) -> list[Prompt]:
@@ -48,16 +49,14 @@ async def open_prompts(session: Session) -> list[Prompt]:
         async for comment in pages
         if _by(comment, session.bot_login) and (prompt := parse_prompt(comment)) is not None
     ]
-    if not ours:
-        return []
-    waiting = {
-        run.check_run_id
-        for run in await runs_of_pull(gh, repo, pull.sha, session.app_id)
-        if run.conclusion == "action_required"
-    }
-    return sorted(
-        (p for p in ours if p.check_run in waiting), key=lambda p: p.comment_id, reverse=True
-    )
+    waiting = []
+    for prompt in ours:
+        # By id: after a push the asking check run sits on an older commit, and still waits.
+        check_run = await gh.getitem(CHECK_RUN_URL, where(repo, check_run_id=prompt.check_run))
+        app = check_run.get("app") or {}
+        if check_run.get("conclusion") == "action_required" and app.get("id") == session.app_id:
+            waiting.append(prompt)
+    return sorted(waiting, key=lambda p: p.comment_id, reverse=True)
 
 
 def _by(comment: Mapping[str, Any], login: str) -> bool:
@@ -79,7 +78,7 @@ async def answer(
         why = "no run here is waiting for an answer."
         await session.reply(say.nothing_to_do(key, verbs.ANSWER, why))
         return Outcome.FAILED
-    return await resume(session, prompts[0], command.argument, verb=verbs.ANSWER)
+    return await resume(session, prompts[0], command.argument, verb=verbs.ANSWER, key=key)
 
 
 async def approve(
@@ -95,24 +94,31 @@ async def approve(
         )
         await session.reply(say.nothing_to_do(key, verbs.APPROVE, why))
         return Outcome.FAILED
-    return await resume(session, plans[0], command.argument, verb=verbs.APPROVE)
+    return await resume(session, plans[0], command.argument, verb=verbs.APPROVE, key=key)
 
 
-async def revise_plan(session: Session, prompt: Prompt, changes: str) -> Outcome:
+async def revise_plan(session: Session, prompt: Prompt, changes: str, key: str) -> Outcome:
     """`/coder fix <changes>` while a plan waits: the architect plans again with the changes."""
-    return await resume(session, prompt, changes, verb=verbs.FIX, revise=True)
+    return await resume(session, prompt, changes, verb=verbs.FIX, key=key, revise=True)
 
 
 async def resume(
-    session: Session, prompt: Prompt, text: str, *, verb: str, revise: bool = False
+    session: Session,
+    prompt: Prompt,
+    text: str,
+    *,
+    verb: str,
+    key: str = "",
+    revise: bool = False,
 ) -> Outcome:
-    """Start the continuation of a prompt's run, then close the prompt on its check run."""
+    """Start the continuation of a prompt's run (once per prompt and head)."""
     pull = session.subject.pull
     assert pull is not None
     body = continuation_body(
         prompt, answer=text, by=session.sender.login, original=session.subject.body, revise=revise
     )
     first_step = _first_step(session, prompt) if revise else prompt.resume_at
+    said = "revised" if revise else ("approved" if prompt.kind == PLAN else "answered")
     request = session.request(
         prompt.workflow,
         _as_command(verb),
@@ -122,27 +128,25 @@ async def resume(
         trigger_key=f"{verb}:{prompt.prompt_id}:{pull.sha}",
         continues=FailedRun(prompt.prompt_id, prompt.model or "", "asked"),
         resume_at=first_step,
+        answers=f"{prompt.check_run}:{said}",
         input=None,
         input_errors=(),
         then=None,
     )
     if not prompt.model:
         request = replace(request, continues=None)
+    runs = await runs_of_pull(session.gh, session.repo, pull.sha, session.app_id)
+    if any(run.run_id == request.run_id for run in runs):
+        return Outcome.STARTED  # a redelivery, or a second answer at the same head: one run
+    going = newest(runs, active=True)
+    if going is not None:
+        why = f"run `{going.run_id}` ({going.workflow}) is going here; wait for it or cancel it."
+        await session.reply(say.nothing_to_do(key, verb, why))
+        return Outcome.FAILED
     if not await start_run(session.gh, request, session.config_result):
         return Outcome.FAILED
-    said = "revised" if revise else ("approved" if prompt.kind == PLAN else "answered")
-    update = {
-        "conclusion": "neutral",
-        "output": {
-            "title": f"{said.capitalize()} by @{session.sender.login}",
-            "summary": (
-                f"@{session.sender.login} {said} with `/coder {verb}`; run `{request.run_id}` "
-                f"goes on from `{first_step}`."
-            ),
-        },
-        "actions": [],
-    }
-    await update_check_run(session.gh, session.repo, prompt.check_run, update)
+    # The prompt stays open until the continuation's job has checked the branch and starts:
+    # a continuation refused because the branch moved leaves it for a writer to answer again.
     log.info("prompt %s in %s %s by %s", prompt.prompt_id, session.repo, said, session.sender.login)
     return Outcome.STARTED
 

@@ -23,7 +23,7 @@ import gidgethub
 from gidgethub.routing import Router
 
 from app import checks, labels
-from app.briefing import RunBranch
+from app.briefing import RunBranch, parse_run_request
 from app.dispatched_runs import DispatchedRuns, run_id_from_title
 from app.events import Model, Repository
 from app.known_repos import KNOWN_REPOSITORIES
@@ -298,6 +298,7 @@ async def complete_check_run(
     )
     where = {"owner": owner, "repo": name, "check_run_id": str(check_run["id"])}
     await gh.patch(CHECK_RUN_URL, where, data=update)
+    await _react_to_the_ask(gh, repo, check_run, update["conclusion"])
     log.info(
         "run %s in %s closed as %s: %s",
         check_run.get("external_id"),
@@ -305,6 +306,22 @@ async def complete_check_run(
         update["conclusion"],
         ending.what_happened,
     )
+
+
+async def _react_to_the_ask(
+    gh: GitHubAPI, repo: str, check_run: Mapping[str, Any], conclusion: str
+) -> None:
+    """Answer the comment that asked for a run whose job died: 😕 (its runner never did).
+
+    A run on a pull request names that comment in its run request, in the check run itself;
+    an issue run's is in its claim commit, which this pass does not read (it costs a request).
+    """
+    from app.conversation import Reaction, Source, react  # noqa: PLC0415 - it imports app.once, which imports this module
+
+    request = parse_run_request((check_run.get("output") or {}).get("text"))
+    source = Source.parse(request.asked_in if request is not None else None)
+    if source is not None and conclusion != "success":
+        await react(gh, repo, source, Reaction.CONFUSED)
 
 
 async def reconcile_once(access: GitHubAccess, *, now: datetime | None = None) -> PassReport:

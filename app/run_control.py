@@ -21,6 +21,8 @@ from app.command_session import Outcome
 from app.develop import on_pull_request
 from app.fix import request_fix
 from app.gate import start_run
+from app.ids import run_id as make_run_id
+from app.markers import leading_marker, render_marker
 from app.once import update_check_run, where
 from app.reconcile import coder_workflow_runs, remove_running_label
 from app.subject_runs import (
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANCEL_RUN_URL = "/repos/{owner}/{repo}/actions/runs/{run_id}/cancel"
+CANCELLED = "cancelled"
 # A fix works on the pull request's branch; other workflows say so in their triggers.
 PULL_WORKFLOWS = frozenset({verbs.FIX})
 
@@ -84,7 +87,12 @@ async def retry(
     """Run the subject's last failed run again: the same workflow, one model tier up."""
     del known, parsed
     runs = await subject_runs(session)
+    if _made_by_this_delivery(session, runs):
+        return Outcome.STARTED  # a redelivery: the retry it asked for exists already
     going = newest(runs, active=True)
+    if not session.is_pull:
+        # An issue's own runs: a run on its pull request (a fix, a review) is retried there.
+        runs = [run for run in runs if not _works_on_a_pull(session, run.workflow)]
     last = newest(runs, active=False)
     why = _nothing_to_retry(going, last)
     if why is not None or last is None:
@@ -112,6 +120,19 @@ async def retry(
     return Outcome.STARTED if started else Outcome.FAILED
 
 
+def _works_on_a_pull(session: Session, name: str) -> bool:
+    workflow = session.config.workflows.get(name)
+    return name in PULL_WORKFLOWS or (workflow is not None and on_pull_request(workflow))
+
+
+def _made_by_this_delivery(session: Session, runs: list[RunView]) -> bool:
+    """Tell whether one of the runs is the one this very delivery asked for (pure)."""
+    return any(
+        run.run_id == make_run_id(session.repo, run.workflow, session.number, session.delivery_id)
+        for run in runs
+    )
+
+
 def _nothing_to_retry(going: RunView | None, last: RunView | None) -> str | None:
     if going is not None:
         return f"run `{going.run_id}` ({going.workflow}) is still going; cancel it or wait."
@@ -135,12 +156,18 @@ async def cancel(
 ) -> Outcome:
     """Stop the subject's active runs: their jobs, then their check runs, then the label."""
     del command, known, parsed
-    active = [run for run in await subject_runs(session) if run.active]
+    runs = await subject_runs(session)
+    active = [run for run in runs if run.active]
     if not active:
+        last = newest(runs, active=False)
+        if last is not None and cancelled_by(last) == session.source.render():
+            return Outcome.DONE  # a redelivery: this very comment's cancel went through
         await session.reply(say.nothing_to_do(key, verbs.CANCEL, "no run is going here."))
         return Outcome.FAILED
     for run in active:
-        await cancel_run(session.gh, session.repo, run, by=session.sender.login)
+        await cancel_run(
+            session.gh, session.repo, run, by=session.sender.login, source=session.source.render()
+        )
     await remove_running_label(session.gh, session.repo, session.number)
     if session.subject.pull is not None:
         issue = issue_of_branch(session.subject.pull.ref)
@@ -149,7 +176,20 @@ async def cancel(
     return Outcome.DONE
 
 
-async def cancel_run(gh: gidgethub.abc.GitHubAPI, repo: str, run: RunView, *, by: str) -> None:
+def cancelled_title(login: str) -> str:
+    """Return the title a cancelled run's check run carries."""
+    return f"Cancelled by @{login}"
+
+
+def cancelled_by(run: RunView) -> str | None:
+    """Return the comment (`kind:id`) whose `/coder cancel` ended a run, if one did (pure)."""
+    marker = leading_marker(run.summary)
+    return marker.fields.get("source") if marker is not None and marker.kind == CANCELLED else None
+
+
+async def cancel_run(
+    gh: gidgethub.abc.GitHubAPI, repo: str, run: RunView, *, by: str, source: str = ""
+) -> None:
     """Cancel a run's Actions job (if it has one yet), then end its check run `cancelled`."""
     actions_run = run.actions_run_id
     if actions_run is None:
@@ -164,15 +204,23 @@ async def cancel_run(gh: gidgethub.abc.GitHubAPI, repo: str, run: RunView, *, by
                 raise
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     summary = (
-        f"@{by} cancelled run `{run.run_id}` with `/coder cancel`. "
-        + ("Its Actions job was stopped. " if actions_run is not None else "No job had started. ")
-        + "Work it pushed stays on the branch; ask again to start over."
+        render_marker(CANCELLED, run=run.run_id, source=source)
+        + "\n"
+        + (
+            f"@{by} cancelled run `{run.run_id}` with `/coder cancel`. "
+            + (
+                "Its Actions job was stopped. "
+                if actions_run is not None
+                else "No job had started. "
+            )
+            + "Work it pushed stays on the branch; ask again to start over."
+        )
     )
     update = {
         "status": "completed",
         "conclusion": "cancelled",
         "completed_at": now,
-        "output": {"title": f"Cancelled by @{by}", "summary": summary},
+        "output": {"title": cancelled_title(by), "summary": summary},
         "actions": buttons_for("completed", "cancelled", fixable=False),
     }
     await update_check_run(gh, repo, run.check_run_id, update)

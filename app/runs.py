@@ -26,6 +26,7 @@ from app.briefing import (
     render_pr_body,
     snapshot_from_commit,
 )
+from app.conversation import Reaction, Source, react
 from app.develop import (
     DEVELOP,
     FAILED_CONCLUSIONS,
@@ -330,6 +331,7 @@ async def dispatch(
             message=message,
         )
         await update_check_run(gh, plan.repo, check_run_id, update)
+        await react(gh, plan.repo, Source.parse(plan.snapshot.asked_in), Reaction.CONFUSED)
         reply = _dispatch_reply(plan, pull_url, status, message)
         await comment_once(gh, plan.repo, plan.issue_number, reply, bot_login)
         await remove_running_label(gh, plan.repo, plan.issue_number)

@@ -50,6 +50,7 @@ class RunView:
     cost_usd: float | None
     started_at: str | None
     text: str | None = None  # `output.text`: the run request, or the artifact once it ended
+    summary: str = ""
 
     @property
     def active(self) -> bool:
@@ -98,6 +99,7 @@ def run_view(check_run: Mapping[str, Any]) -> RunView:
         cost_usd=float(cost) if isinstance(cost, int | float) else None,
         started_at=check_run.get("started_at"),
         text=text,
+        summary=str(output.get("summary") or ""),
     )
 
 

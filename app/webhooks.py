@@ -42,6 +42,7 @@ DEDUPE_MAX_DELIVERIES = 100_000
 # is noticed), and check runs its runners complete with its token (how a `then:` chain, a split
 # and a research summary follow a finished run; docs/workflows-as-code.md).
 OWN_EVENTS_HANDLED = frozenset({"workflow_run", "workflow_job", "check_run"})
+QUEUED_LABEL = "coder:queued"
 # GitHub sends either, depending on the webhook's configured content type.
 JSON_CONTENT_TYPE = "application/json"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -256,7 +257,11 @@ def _ignores_own(event: Event) -> bool:
     """Whether an event the app itself caused is dropped (it would otherwise loop back)."""
     # The sender of workflow_run / workflow_job is whoever dispatched the workflow, and of
     # check_run.completed whoever completed it: for coder's runs that is the app, and those
-    # events are how the app learns a run ended, so they count.
+    # events are how the app learns a run ended, so they count. So does a runner taking
+    # `coder:queued` off its pull request: that is how a fix that waited for it starts.
+    if event.event == "pull_request" and event.data.get("action") == "unlabeled":
+        label = event.data.get("label")
+        return not (isinstance(label, Mapping) and label.get("name") == QUEUED_LABEL)
     return event.event not in OWN_EVENTS_HANDLED
 
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from graphql import GraphQLSchema, build_schema, graphql
 
-from devhub import graphql_labels, graphql_pulls
+from devhub import graphql_checks, graphql_labels, graphql_pulls
 from devhub.git import GitError
-from devhub.graphql_pulls import ForbiddenError, NotFoundError, decode_node_id
+from devhub.graphql_errors import ForbiddenError, NotFoundError, decode_node_id
 from devhub.http import (
     GRAPHQL_PATH,
     NOT_ACCESSIBLE,
@@ -118,7 +118,9 @@ AUTH_DOCS = (
 @cache
 def schema() -> GraphQLSchema:
     """Build the schema once."""
-    return build_schema(SCHEMA + graphql_pulls.SCHEMA + graphql_labels.SCHEMA)
+    return build_schema(
+        SCHEMA + graphql_pulls.SCHEMA + graphql_labels.SCHEMA + graphql_checks.SCHEMA
+    )
 
 
 @ROUTES.post(GRAPHQL_PATH)
@@ -191,9 +193,23 @@ def _root(ctx: Context, caller: Principal) -> dict[str, Any]:
         "viewer": viewer,
         "rateLimit": rate_limit,
         "repository": repository,
-        "node": graphql_pulls.node_resolver(ctx, caller),
+        "node": _node_resolver(ctx, caller),
         "removeLabelsFromLabelable": _remove_labels(ctx, caller),
     } | graphql_pulls.mutations(ctx, caller)
+
+
+def _node_resolver(ctx: Context, caller: Principal) -> Any:
+    """Return the resolver of `node(id:)`: pull requests and check runs."""
+    pulls = graphql_pulls.node_resolver(ctx, caller)
+
+    def node(info: Any, id: str) -> dict[str, Any]:  # noqa: A002 - GraphQL's name
+        decoded = decode_node_id(id)
+        if decoded is not None and decoded[0] == "CR":
+            return graphql_checks.find_run_by_node(ctx, caller, id)
+        found: dict[str, Any] = pulls(info, id)
+        return found
+
+    return node
 
 
 def _remove_labels(ctx: Context, caller: Principal) -> Any:
@@ -228,7 +244,7 @@ def _find_labelable(
     decoded = decode_node_id(value)
     if decoded is not None and decoded[0] == "PR":
         repo, pull = graphql_pulls.find_pull_by_node(ctx, caller, value)
-        return repo, pull.issue, graphql_pulls.pull_node(ctx, repo, pull)
+        return repo, pull.issue, graphql_pulls.pull_node(ctx, caller, repo, pull)
     if decoded is not None and decoded[0] == "I":
         for repo in ctx.state.repos.values():
             if caller_role(ctx.state, caller, repo) < Role.READ:
@@ -250,19 +266,7 @@ def _repository(ctx: Context, caller: Principal, repo: Repo) -> dict[str, Any]:
             sha = await ctx.git.get_ref(repo.owner.login, repo.name, ref)
         except GitError:
             return None
-        commit = await ctx.git.get_commit(repo.owner.login, repo.name, sha)
-        target = {
-            "__typename": "Commit",
-            "id": node_id("C", int(sha[:12], 16)),
-            "oid": sha,
-            "message": commit.message,
-        }
-        return {
-            "id": node_id("REF", repo.id),
-            "name": repo.default_branch,
-            "prefix": "refs/heads/",
-            "target": target,
-        }
+        return await graphql_checks.branch_ref(ctx, caller, repo, repo.default_branch, sha)
 
     def issue(_info: Any, number: int) -> dict[str, Any]:
         found = repo.issues.get(number)
@@ -275,13 +279,12 @@ def _repository(ctx: Context, caller: Principal, repo: Repo) -> dict[str, Any]:
         if found is None:
             message = f"Could not resolve to a PullRequest with the number of {number}."
             raise NotFoundError(message)
-        return graphql_pulls.pull_node(ctx, repo, found)
+        return graphql_pulls.pull_node(ctx, caller, repo, found)
 
     def label(_info: Any, name: str) -> dict[str, Any] | None:
         found = repo.label(name)  # by name, case-insensitively; a missing label is null
         return None if found is None else graphql_labels.label_node(found)
 
-    del caller  # visibility was checked when the repository was resolved
     return {
         "pullRequest": pull_request,
         "label": label,

@@ -10,13 +10,10 @@ Node ids are the REST `node_id`s, so either API can find what the other returned
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLError
-
-from devhub import pulls
+from devhub import graphql_checks, pulls
+from devhub.graphql_errors import ForbiddenError, NotFoundError, decode_node_id
 from devhub.graphql_labels import labels_connection
 from devhub.http import NOT_ACCESSIBLE, Context, RepoAccess, caller_role
 from devhub.rest_issues import edit_issue_text
@@ -26,8 +23,6 @@ if TYPE_CHECKING:
     from devhub.rest_auth import Principal
     from devhub.state import Repo
     from devhub.state_pulls import PullRequest
-
-NODE_MARKER = "_kgDO"
 
 SCHEMA = """
 interface Node {
@@ -59,6 +54,7 @@ type PullRequest implements Node & Labelable {
   headRefName: String!
   headRefOid: GitObjectID!
   baseRefName: String!
+  headRef: Ref
   labels(first: Int, after: String): LabelConnection
 }
 
@@ -105,26 +101,6 @@ type Mutation {
 """
 
 
-class NotFoundError(GraphQLError):
-    """A missing object; GitHub tags these errors with `type: NOT_FOUND`."""
-
-
-class ForbiddenError(GraphQLError):
-    """A refused write; GitHub tags these errors with `type: FORBIDDEN`."""
-
-
-def decode_node_id(value: str) -> tuple[str, int] | None:
-    """Split a node id such as `PR_kgDOAAAAAQ` into its prefix and database id."""
-    prefix, marker, encoded = value.partition(NODE_MARKER)
-    if not marker:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(encoded.encode())
-    except (binascii.Error, ValueError):
-        return None
-    return prefix, int.from_bytes(raw, "big")
-
-
 def find_pull_by_node(ctx: Context, caller: Principal, value: str) -> tuple[Repo, PullRequest]:
     """Find a pull request the caller can see by its node id; NOT_FOUND otherwise."""
     decoded = decode_node_id(value)
@@ -138,7 +114,7 @@ def find_pull_by_node(ctx: Context, caller: Principal, value: str) -> tuple[Repo
     raise NotFoundError(f"Could not resolve to a node with the global id of '{value}'")
 
 
-def pull_node(ctx: Context, repo: Repo, pull: PullRequest) -> dict[str, Any]:
+def pull_node(ctx: Context, caller: Principal, repo: Repo, pull: PullRequest) -> dict[str, Any]:
     """Resolve a pull request's GraphQL fields."""
     state = "MERGED" if pull.merged else pull.issue.state.upper()
     mergeable = {True: "MERGEABLE", False: "CONFLICTING", None: "UNKNOWN"}[pull.facts.mergeable]
@@ -156,6 +132,7 @@ def pull_node(ctx: Context, repo: Repo, pull: PullRequest) -> dict[str, Any]:
         "headRefName": pull.head_ref,
         "headRefOid": pull.head_sha,
         "baseRefName": pull.base_ref,
+        "headRef": graphql_checks.head_ref(ctx, caller, pull),
         "labels": labels_connection(pull.issue),
     }
 
@@ -185,7 +162,7 @@ def mutations(ctx: Context, caller: Principal) -> dict[str, Any]:
                 pulls.emit_pull(ctx, action, repo, pull, sender)
             return {
                 "clientMutationId": input.get("clientMutationId"),
-                "pullRequest": pull_node(ctx, repo, pull),
+                "pullRequest": pull_node(ctx, caller, repo, pull),
             }
 
         return resolve
@@ -199,7 +176,7 @@ def mutations(ctx: Context, caller: Principal) -> dict[str, Any]:
             edit_issue_text(ctx, access, pull.issue, {"body": input["body"]}, sender)
         return {
             "clientMutationId": input.get("clientMutationId"),
-            "pullRequest": pull_node(ctx, repo, pull),
+            "pullRequest": pull_node(ctx, caller, repo, pull),
         }
 
     return {
@@ -214,6 +191,6 @@ def node_resolver(ctx: Context, caller: Principal) -> Any:
 
     def node(_info: Any, id: str) -> dict[str, Any]:  # noqa: A002 - GraphQL's name
         repo, pull = find_pull_by_node(ctx, caller, id)
-        return pull_node(ctx, repo, pull)
+        return pull_node(ctx, caller, repo, pull)
 
     return node

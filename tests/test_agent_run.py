@@ -547,11 +547,13 @@ async def test_the_runner_costs_a_handful_of_rest_calls(setup, admin):
     minting = [("GET", "/installation")]
     progress = [call for call in api if PROGRESS_EDIT.fullmatch(call[1]) and call[0] == "PATCH"]
     rest = [call for call in api if call not in progress and not call[1].startswith("/api/v3/app")]
-    # GraphQL (its own budget) reads the pull request with the ids the end needs, and ends the
-    # run in one request: the final PR body, ready for review, `coder:running` off.
+    # GraphQL (its own budget) reads the pull request with the ids the end needs and the check
+    # run's state (no `GET check-runs/{id}` for an issue run), reads that state again before
+    # completing it (was it cancelled meanwhile?), and ends the run in one request: the final
+    # PR body, ready for review, `coder:running` off.
     assert rest == [*minting, ("POST", "/check-runs")]
     graphql = [r for r in (await admin.requests())[before:] if r["path"] == "/api/graphql"]
-    assert len(graphql) == 2
+    assert len(graphql) == 3
     # Start, a coalesced edit or two, the old check run's "continued".
     assert 2 <= len(progress) <= 8
     assert "REST" in run.summary.read_text()

@@ -459,8 +459,9 @@ async def test_a_review_reads_a_person_s_pull_request_and_pushes_nothing(setup, 
         ("GET", f"/check-runs/{run.check_run['id']}"),
     ]
     # The pull request is the run's issue: the end's GraphQL request took the label off it.
+    # GraphQL: the pull request, the check run's state before completing it, the end.
     assert "coder:running" not in {label["name"] for label in pull["labels"]}
-    assert len([r for r in requests if r["path"] == "/api/graphql"]) == 2
+    assert len([r for r in requests if r["path"] == "/api/graphql"]) == 3
 
 
 async def test_a_review_without_a_run_request_fails_before_any_agent_runs(setup, tmp_path):

@@ -104,7 +104,15 @@ def test_a_rendered_command_parses_back():
     [
         # Quoted lines are someone else's words, wherever they are.
         ("> /coder fix\n>\n> /coder cancel", []),
-        ("> quoted\n/coder status", ["status"]),
+        ("> quoted\n\n/coder status", ["status"]),
+        # Right under a quote, a line continues it (markdown's lazy continuation).
+        ("> quoted\n/coder status", []),
+        # Inside an HTML comment nobody sees it.
+        ("<!--\n/coder fix\n-->\n/coder help", ["help"]),
+        # Four spaces in, a fence line is a line of the code block, not its end.
+        ("```\n    ```\n/coder fix\n```\n/coder help", ["help"]),
+        # A shorter fence does not close a longer one.
+        ("````\n```\n/coder fix\n````\n/coder pin", ["pin"]),
         # Fenced and indented code are examples, not requests.
         ("```\n/coder fix\n```\n/coder help", ["help"]),
         ("~~~~\n/coder fix\n~~~\n/coder retry\n~~~~\n/coder help", ["help"]),
@@ -126,6 +134,7 @@ def test_a_commands_argument_runs_to_the_next_command():
         "\n"
         "```python\nassert f([]) == 0\n```\n"
         "> an earlier remark\n"
+        "\n"
         "/coder status\n"
     )
     fix, status = parse_comment(body).commands

@@ -9,6 +9,7 @@ from app.briefing import parse_run_request
 from app.buttons import buttons_for
 from app.installation import ensure_labels
 from app.markers import parse_markers
+from app.prompt_text import PLAN, Prompt, render_prompt
 from tests.test_develop import (
     CONFIG_PATH,
     REPO,
@@ -87,7 +88,7 @@ async def test_help_is_a_marked_reply_that_a_redelivery_edits(journey, admin):
     assert "`/coder fix [guidance]`" in reply["body"]
     assert "`/coder develop`" in reply["body"] or "`/coder status`" in reply["body"]
     # Help is open to anyone who may comment; asking it needs no permission request.
-    assert await journey.reactions(comment_id) == [("eyes", "coder[bot]")]
+    assert await journey.reactions(comment_id) == [("eyes", "coder[bot]"), ("rocket", "coder[bot]")]
     assert await redeliver_to_fresh_replica(journey, delivery.id) == "ok"
     assert [c["id"] for c in await journey.replies(number)] == [reply["id"]]
 
@@ -536,3 +537,178 @@ async def test_a_fix_runs_attempt_number_shows_on_its_check_run(journey, org, fa
     [fix] = await fix_runs(journey, pull)
     assert fix["output"]["title"] == "Queued: fix with opus, attempt 1"
     assert "- attempt: 1" in fix["output"]["summary"]
+
+
+# Redeliveries, waiting loops, split, the cap.
+
+
+async def test_a_redelivered_fix_retry_or_cancel_says_nothing_more(journey, org, fake_runner):
+    await install_workflow(journey)
+    number, pull, _ = await finished_coder_pull(journey, org, conclusion="failure")
+    _, delivery = await journey.commented(pull["number"], "/coder fix")
+    assert await redeliver_to_fresh_replica(journey, delivery.id) == "ok"
+    assert len(await fix_runs(journey, pull)) == 1
+    assert await journey.replies(pull["number"]) == []
+
+    # The fix run is going: cancel it, and redeliver the cancel.
+    comment_id, delivery = await journey.commented(pull["number"], "/coder cancel")
+    assert await redeliver_to_fresh_replica(journey, delivery.id) == "ok"
+    assert await journey.replies(pull["number"]) == []
+    assert ("confused", "coder[bot]") not in await journey.reactions(comment_id)
+
+    # A retry on the issue, redelivered: one new attempt, no "still going" reply.
+    _, delivery = await journey.commented(number, "/coder retry")
+    assert await redeliver_to_fresh_replica(journey, delivery.id) == "ok"
+    assert len(await journey.branches(number)) == 2
+    assert await journey.replies(number) == []
+
+
+async def test_changes_requested_while_a_run_works_wait_and_then_start(
+    journey, admin, org, fake_runner
+):
+    await install_workflow(journey)
+    number = await journey.issue()
+    pull = await journey.coder_pull(number)  # its develop run is going
+    person = await reader(admin, login="maria", permission="write")
+    await review(journey, pull, "REQUEST_CHANGES", "Use a dict.", token=person.token)
+    assert await fix_runs(journey, pull) == []
+    assert "coder:queued" in await journey.issue_labels(pull["number"])
+    # The develop run ends; its runner takes coder:queued off, and the waiting review starts.
+    develop, check_run = await newest_run(journey, number, 1)
+    await finish(journey, org, check_run, "success", develop_artifact(develop.run_id, "sonnet"))
+    seen = await journey.seen()
+    status, _, _ = await journey.rest.delete(
+        f"/repos/{REPO}/issues/{pull['number']}/labels/coder:queued"
+    )
+    assert status == 200
+    await journey.handled("pull_request", "unlabeled", seen)
+    [fix] = await fix_runs(journey, pull)
+    request = parse_run_request(fix["output"]["text"])
+    assert "### @maria requested changes\n\nUse a dict." in request.body
+    # Taking the label off again finds that review handled: nothing more starts.
+    await journey.label(pull["number"], "coder:queued")
+    seen = await journey.seen()
+    await journey.rest.delete(f"/repos/{REPO}/issues/{pull['number']}/labels/coder:queued")
+    await journey.handled("pull_request", "unlabeled", seen)
+    assert len(await fix_runs(journey, pull)) == 1
+
+
+async def test_a_later_approval_supersedes_a_request_for_changes(journey, admin, org, fake_runner):
+    await install_workflow(journey)
+    number = await journey.issue()
+    pull = await journey.coder_pull(number)
+    person = await reader(admin, login="maria", permission="write")
+    await review(journey, pull, "REQUEST_CHANGES", "Use a dict.", token=person.token)
+    await review(journey, pull, "APPROVE", "Fine after all.", token=person.token)
+    develop, check_run = await newest_run(journey, number, 1)
+    await finish(journey, org, check_run, "success", develop_artifact(develop.run_id, "sonnet"))
+    seen = await journey.seen()
+    await journey.rest.delete(f"/repos/{REPO}/issues/{pull['number']}/labels/coder:queued")
+    await journey.handled("pull_request", "unlabeled", seen)
+    assert await fix_runs(journey, pull) == []
+
+
+async def test_the_cap_counts_fix_runs_however_they_were_asked(journey, org, fake_runner):
+    await journey.put_file(CONFIG_PATH, "loops: {max_fix_attempts: 1}\n")
+    await install_workflow(journey)
+    _, pull, _ = await finished_coder_pull(journey, org)
+    await journey.commented(pull["number"], "/coder fix one")
+    [fix] = await fix_runs(journey, pull)
+    await finish(journey, org, fix, "failure")
+    await report_ci(journey, pull, "failure")
+    assert len(await fix_runs(journey, pull)) == 1
+    [cap] = [c for c in await journey.comments(pull["number"]) if "fix-cap" in c["body"]]
+    assert "has had 1 fix run(s)" in cap["body"]
+
+
+async def test_split_opens_the_runs_proposal_as_sub_issues(journey, org, fake_runner):
+    await install_workflow(journey)
+    number = await journey.issue()
+    await journey.label(number)
+    develop, check_run = await newest_run(journey, number, 1)
+    artifact = DevelopArtifact.model_validate(
+        {
+            "kind": "develop",
+            "runId": develop.run_id,
+            "repo": REPO,
+            "createdAt": "2025-01-01T00:00:00Z",
+            "completedAt": "2025-01-01T00:05:00Z",
+            "model": "sonnet",
+            "conclusion": "success",
+            "prUrl": "http://x/pull/2",
+            "branchName": "coder/1-x",
+            "commitSha": None,
+            "testsPass": True,
+            "plan": {"summary": "two parts", "split": [{"title": "Part one"}, {"title": "Two"}]},
+        }
+    )
+    await finish(journey, org, check_run, "success", render_artifact_block(artifact))
+    comment_id, delivery = await journey.commented(number, "/coder split")
+    [reply] = await journey.replies(number)
+    assert "split is open as sub-issues of this issue" in reply["body"]
+    subs = await journey.get(f"/repos/{REPO}/issues/{number}/sub_issues")
+    assert [s["title"] for s in subs] == ["Part one", "Two"]
+    assert await redeliver_to_fresh_replica(journey, delivery.id) == "ok"
+    assert len(await journey.get(f"/repos/{REPO}/issues/{number}/sub_issues")) == 2
+    assert ("rocket", "coder[bot]") in await journey.reactions(comment_id)
+
+
+async def test_a_comment_runs_at_most_ten_commands(journey):
+    number = await journey.issue()
+    await journey.commented(number, "\n".join(["/coder status"] * 12))
+    replies = await journey.replies(number)
+    assert len(replies) == 11  # ten statuses and one note
+    assert any("may hold 10 commands" in r["body"] for r in replies)
+
+
+async def ask_for_approval(journey, org, pull, develop):
+    """What a runner leaves when its plan waits: an action_required check run and a prompt."""
+    gh = journey.app_server.access.for_installation(org.installation_id)
+    head = pull["head"]["sha"]
+    waiting = await gh.post(
+        f"/repos/{REPO}/check-runs",
+        data={
+            "name": "coder/develop",
+            "head_sha": head,
+            "external_id": develop.run_id,
+            "status": "completed",
+            "conclusion": "action_required",
+            "output": {"title": "The plan waits for approval", "summary": "plan"},
+        },
+    )
+    prompt = Prompt(
+        develop.run_id, PLAN, waiting["id"], "develop", "implementer", head, "sonnet", "1. a"
+    )
+    await gh.post(
+        f"/repos/{REPO}/issues/{pull['number']}/comments", data={"body": render_prompt(prompt)}
+    )
+    return waiting
+
+
+async def continuations(journey, sha):
+    runs = await journey.check_runs(sha)
+    return [r for r in runs if r["name"] == "coder/develop" and r["status"] == "queued"]
+
+
+async def test_a_writer_approves_again_after_a_continuation_was_refused(journey, org, fake_runner):
+    await install_workflow(journey)
+    _, pull, develop = await finished_coder_pull(journey, org)
+    waiting = await ask_for_approval(journey, org, pull, develop)
+    _, delivery = await journey.commented(pull["number"], "/coder approve")
+    [first] = await continuations(journey, pull["head"]["sha"])
+    request = parse_run_request(first["output"]["text"])
+    assert request.resume_at == "implementer"
+    assert request.answers == f"{waiting['id']}:approved"
+    # A redelivery, or a second approval at the same head, is the same continuation.
+    assert await redeliver_to_fresh_replica(journey, delivery.id) == "ok"
+    await journey.commented(pull["number"], "/coder approve")
+    assert len(await continuations(journey, pull["head"]["sha"])) == 1
+    # Its job refused to act: someone pushed in between. The question is still open.
+    await finish(journey, org, first, "failure")
+    await journey.put_file("notes.txt", "mine\n", branch=pull["head"]["ref"])
+    pull = await journey.get(f"/repos/{REPO}/pulls/{pull['number']}")
+    still = await journey.get(f"/repos/{REPO}/check-runs/{waiting['id']}")
+    assert still["conclusion"] == "action_required"
+    await journey.commented(pull["number"], "/coder approve")
+    [second] = await continuations(journey, pull["head"]["sha"])
+    assert parse_run_request(second["output"]["text"]).run_id != request.run_id

@@ -433,3 +433,64 @@ async def test_with_allow_fork_runs_a_fix_suggests_a_patch_with_a_read_only_toke
         label["name"] for label in await alice.get(f"/issues/{pull['number']}/labels")
     }
     assert await alice.reactions(comment["id"]) == {"eyes", "rocket"}
+
+
+WAITING_AGENT = """\
+import os, pathlib, socket
+role = os.environ["CODER_ROLE"]
+briefing = pathlib.Path(os.environ["CODER_BRIEFING_FILE"]).read_text()
+print(f"STATUS: {role} at work", flush=True)
+if role == "implementer" and "requested changes" in briefing:
+    pathlib.Path("hello.txt").write_text("HELLO\\n")
+elif role == "implementer":
+    pathlib.Path("hello.txt").write_text("hello\\n")
+    with socket.create_connection(("127.0.0.1", PORT)) as gate:
+        gate.sendall(b"working")
+        gate.recv(1)  # until the test lets it go
+"""
+
+
+async def test_a_review_that_came_while_the_run_worked_is_fixed_after_it(alice, devhub, admin):
+    started: asyncio.Queue = asyncio.Queue()
+
+    async def gate(reader, writer):
+        await reader.read(7)
+        release = asyncio.get_running_loop().create_future()
+        started.put_nowait(release)
+        await release
+        writer.write(b"x")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(gate, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    await alice.setup(WAITING_AGENT.replace("PORT", str(port)))
+    bob = await admin.create_user("bob")
+    await admin.add_collaborator(REPO, "bob", "write")
+    number = await alice.develop()
+    release = await asyncio.wait_for(started.get(), timeout=60)  # the develop run is working
+    pull = await alice.pull_of(number)
+    seen = {d["id"] for d in await admin.deliveries()}
+    status, _, answer = await admin.rest(bob.token).post(
+        f"/repos/{REPO}/pulls/{pull['number']}/reviews",
+        {"event": "REQUEST_CHANGES", "body": "Say it louder."},
+    )
+    assert status == 200, answer
+    delivery = await devhub.wait_for_delivery(
+        event="pull_request_review", predicate=lambda d: d.id not in seen
+    )
+    assert await alice.app_server.queue.wait_for(delivery.guid) == "ok"
+    labels = {label["name"] for label in await alice.get(f"/issues/{pull['number']}/labels")}
+    assert "coder:queued" in labels  # the fix waits for the run that is going
+    release.set_result(None)
+    seen_runs: set[int] = set()
+    develop = await finished(devhub, seen_runs)
+    assert develop.conclusion == "success", job_log(develop)
+    fix = await finished(devhub, seen_runs)  # its end took coder:queued off: the fix started
+    assert fix.conclusion == "success", job_log(fix)
+    server.close()
+    pull = await alice.pull_of(number)
+    hello = await alice.get(f"/contents/hello.txt?ref={pull['head']['ref']}")
+    assert base64.b64decode(hello["content"]).decode() == "HELLO\n"
+    labels = {label["name"] for label in await alice.get(f"/issues/{pull['number']}/labels")}
+    assert "coder:queued" not in labels

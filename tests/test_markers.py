@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.markers import Marker, find_marked, parse_markers, render_marker
+from app.markers import Marker, find_marked, leading_marker, parse_markers, render_marker
 
 BOT = "coder[bot]"
 
@@ -147,3 +147,14 @@ def test_find_marked_skips_comments_without_body_or_user():
 def test_find_marked_integer_fields_match_their_text():
     found = comment(render_marker("progress", issue=42))
     assert find_marked([found], "progress", issue=42) is found
+
+
+def test_only_a_leading_marker_counts():
+    planted = "coder asks:\n> <!-- coder:command-reply key=issue-comment-1-1 -->\n"
+    assert leading_marker(planted) is None
+    comments = [{"user": {"login": "coder[bot]"}, "body": planted}]
+    assert (
+        find_marked(comments, "command-reply", author="coder[bot]", key="issue-comment-1-1") is None
+    )
+    ours = "<!-- coder:command-reply key=k -->\nhello"
+    assert leading_marker(ours).fields == {"key": "k"}

@@ -17,6 +17,7 @@ from app.installation import ensure_labels
 from app.oidc import IssuerKeys, IssuerUnavailableError, TokenRefusedError, TokenVerifier
 from app.settings import load_settings
 from tests.support.app import serve_app
+from tests.support.devhub import record_coder_run
 from tests.test_develop import FakeRunner, Journey, install_workflow
 
 AUDIENCE = "coder"
@@ -235,13 +236,15 @@ async def exchange_app(devhub, issuer):
 
 
 @pytest.fixture
-async def repos(org, admin):
+async def repos(org, admin, devhub):
     # Private: a token narrowed to widgets would still read a public gadgets, as on GitHub.
     gadgets = await admin.create_repo("acme", "gadgets", org.owner.token, private=True)
     bob = await admin.create_user("bob")
     elsewhere = await admin.create_repo("bob", "tools", bob.token)
     status, _, widgets = await admin.rest(org.owner.token).get("/repos/acme/widgets")
     assert status == 200
+    # The workflow run the app dispatched: a job's token names it, and the exchange reads it.
+    widgets["coder_run"] = await record_coder_run(devhub, "acme/widgets", "aaaaaaaaaaaa")
     return {"widgets": widgets, "gadgets": gadgets, "elsewhere": elsewhere}
 
 
@@ -259,6 +262,7 @@ def job_token(issuer, repo, **overrides):
         "repository_id": str(repo["id"]),
         "workflow_ref": workflow_ref,
         "job_workflow_ref": workflow_ref,
+        "run_id": str(repo.get("coder_run", 1)),
     }
     return issuer.sign(**(claims | overrides))
 
@@ -414,12 +418,14 @@ async def devhub_tokens(devhub, org, admin):
     """Return a minting function for acme/widgets tokens, audience `coder` unless changed."""
     status, _, widgets = await admin.rest(org.owner.token).get("/repos/acme/widgets")
     assert status == 200
+    run = await record_coder_run(devhub, "acme/widgets", "bbbbbbbbbbbb")
 
     def mint(**claims):
         defaults = {
             "repository": "acme/widgets",
             "repository_id": str(widgets["id"]),
             "aud": AUDIENCE,
+            "run_id": str(run),
         }
         return devhub.mint_oidc_token(**(defaults | claims))
 
@@ -513,8 +519,33 @@ async def test_only_a_read_only_run_hands_its_result_to_the_app(app_server, devh
     bad = await hand_in(app_server, devhub_tokens(aud="other"), RESULT)
     assert bad == (401, {"message": oidc.WRONG_AUDIENCE})
     # A job whose workflow run is not a read-only coder run writes its own check run.
-    refused = await hand_in(app_server, devhub_tokens(run_id="424242"), RESULT)
+    refused = await hand_in(app_server, devhub_tokens(), RESULT)
     assert refused == (403, {"message": fork_results.NOT_READ_ONLY})
+    # A run coder did not dispatch (no such run, or not coder's title) gets nothing at all.
+    unknown = await hand_in(app_server, devhub_tokens(run_id="424242"), RESULT)
+    assert unknown == (401, {"message": oidc.NOT_DISPATCHED})
     for broken in ({**RESULT, "conclusion": "cancelled"}, {**RESULT, "check_run": "1"}, []):
         status, answer = await hand_in(app_server, devhub_tokens(), broken)
         assert (status, answer) == (422, {"message": fork_results.BAD_RESULT})
+
+
+async def test_a_read_only_run_gets_a_token_that_only_reads(
+    exchange_app, issuer, repos, devhub, admin
+):
+    run = await record_coder_run(devhub, "acme/widgets", "cccccccccccc", read_only=True)
+    status, answer = await ask(exchange_app, job_token(issuer, repos["widgets"], run_id=str(run)))
+    assert status == 200, answer
+    assert answer["read_only"] is True
+    assert answer["permissions"] == dict(oidc.READ_ONLY_PERMISSIONS)
+    rest = admin.rest(answer["token"])
+    assert (await rest.get("/repos/acme/widgets/issues"))[0] == 200
+    assert (await rest.post("/repos/acme/widgets/labels", {"name": "from-a-fork"}))[0] == 403
+
+
+async def test_a_run_without_coders_title_gets_no_token(exchange_app, issuer, repos, devhub):
+    run = await record_coder_run(devhub, "acme/widgets", "dddddddddddd")
+    devhub.state.repo("acme", "widgets").workflow_runs[run].display_title = "my own run-name"
+    status, answer = await ask(exchange_app, job_token(issuer, repos["widgets"], run_id=str(run)))
+    assert (status, answer) == (401, {"message": oidc.NOT_DISPATCHED})
+    no_run = job_token(issuer, repos["widgets"], run_id=None)
+    assert await ask(exchange_app, no_run) == (401, {"message": "the token lacks the run_id claim"})

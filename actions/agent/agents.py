@@ -195,12 +195,15 @@ class AgentLoop:
                 # Prefixed, so no agent line can act as a workflow command (`::...`).
                 log.info("[%s] %s", role, self.redact(event.line))
             elif isinstance(event, Status):
-                statuses.append(event.text)
-                log.info("[%s] STATUS %s", role, self.redact(event.text))
-                self.reporter.say(f"{role}: {event.text}")
+                # Redacted here, once: statuses reach the check run, the PR body, later roles'
+                # briefings and the commit message.
+                status = self.redact(event.text)
+                statuses.append(status)
+                log.info("[%s] STATUS %s", role, status)
+                self.reporter.say(f"{role}: {status}")
             elif isinstance(event, Stuck):
-                outcome.stuck_question = event.question
-                log.info("[%s] STUCK %s", role, self.redact(event.question))
+                outcome.stuck_question = self.redact(event.question)
+                log.info("[%s] STUCK %s", role, outcome.stuck_question)
                 session.request_stop()
             elif isinstance(event, Cost):
                 outcome.cost_usd = spent_before + event.usd

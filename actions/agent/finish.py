@@ -53,11 +53,14 @@ class Conclusion(StrEnum):
     FAILURE = "failure"
     TIMED_OUT = "timed_out"
     ACTION_REQUIRED = "action_required"
+    # Someone else completed the check run (`/coder cancel`) before the job started or while
+    # it worked; the runner leaves it as it is.
+    CANCELLED = "cancelled"
 
     @property
     def ok(self) -> bool:
-        """Tell whether the job should exit 0."""
-        return self in {Conclusion.SUCCESS, Conclusion.NEUTRAL}
+        """Tell whether the job should exit 0 (a run cancelled by a person is not a failure)."""
+        return self in {Conclusion.SUCCESS, Conclusion.NEUTRAL, Conclusion.CANCELLED}
 
 
 ArtifactConclusion = Literal[
@@ -69,6 +72,7 @@ ARTIFACT_CONCLUSION: dict[Conclusion, ArtifactConclusion] = {
     Conclusion.FAILURE: "failure",
     Conclusion.TIMED_OUT: "timed_out",
     Conclusion.ACTION_REQUIRED: "action_required",
+    Conclusion.CANCELLED: "cancelled",
 }
 
 

@@ -17,7 +17,8 @@ import aiohttp
 import gidgethub
 
 from app.github import GitHub, create_once
-from app.labels import RUNNING
+from app.labels import QUEUED, RUNNING
+from app.markers import find_marked
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from app.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
+
+COMMENTS_URL = "/repos/{owner}/{repo}/issues/{number}/comments"
+COMMENTS_PAGE_URL = "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}"
 
 # https://docs.github.com/en/graphql/reference/mutations#markpullrequestreadyforreview
 MARK_READY = """
@@ -94,6 +98,26 @@ def for_token(
 
 
 @dataclass(frozen=True)
+class CheckRunState:
+    """Where the run's check run stands: done (by this job or anyone else) or still open."""
+
+    node_id: str
+    status: str  # REST's words: `queued`, `in_progress`, `completed`, ...
+    conclusion: str | None = None
+    app_slug: str | None = None  # the app that owns it; its bot is `<slug>[bot]`
+
+    @property
+    def completed(self) -> bool:
+        """Tell whether the check run is over (cancelled, or ended by an earlier attempt)."""
+        return self.status == "completed"
+
+    @property
+    def bot_login(self) -> str | None:
+        """Return the login of the app's bot, which writes the run's comments."""
+        return f"{self.app_slug}[bot]" if self.app_slug else None
+
+
+@dataclass(frozen=True)
 class PullRequest:
     """The parts of a pull request the runner uses, and the ids its run ends with."""
 
@@ -109,6 +133,11 @@ class PullRequest:
     issue_node_id: str | None = None
     # `coder:running` in the repository; None if it does not exist (so nothing carries it).
     running_label_id: str | None = None
+    # An issue subject's check run, read from the head commit's check suites (None: not there).
+    check_run: CheckRunState | None = None
+    # `coder:queued` in the repository: the end takes it off the pull request, where a fix may
+    # have waited for this run (taking off a label it does not carry changes nothing).
+    queued_label_id: str | None = None
 
 
 def _split(repository: str) -> dict[str, str]:
@@ -119,31 +148,62 @@ def _split(repository: str) -> dict[str, str]:
 # One GraphQL read instead of `GET /pulls/{n}`: GraphQL has its own budget, and DESIGN §8 keeps
 # a whole develop run within 12 rate-limited REST calls. It also reads the node ids the run's
 # end needs (`end_run`). `issue(number:)` does not resolve a pull request's number, so it is
-# skipped when the pull request is the run's issue.
-# https://docs.github.com/en/graphql/reference/objects#pullrequest
+# skipped when the pull request is the run's issue. An issue subject's check run sits on its
+# branch's head (the claim commit the app put it on), so its state comes with the same query
+# instead of a `GET check-runs/{id}`; a pull-request subject reads its check run in REST anyway.
+# https://docs.github.com/en/graphql/reference/objects#pullrequest (`headRef`)
+# https://docs.github.com/en/graphql/reference/objects#commit (`checkSuites`)
+# https://docs.github.com/en/graphql/reference/objects#checksuite (`app`, `checkRuns`)
 # https://docs.github.com/en/graphql/reference/objects#repository (`issue`, `label`)
 PULL_QUERY = """
 query(
   $owner: String!, $name: String!, $number: Int!, $issue: Int!, $issueIsPull: Boolean!,
-  $running: String!
+  $running: String!, $queued: String!
 ) {
   repository(owner: $owner, name: $name) {
     pullRequest(number: $number) {
       id number url isDraft headRefName headRefOid baseRefName
+      headRef @skip(if: $issueIsPull) {
+        target {
+          ... on Commit {
+            checkSuites(first: 20) {
+              nodes {
+                app { slug }
+                checkRuns(first: 50, filterBy: {checkType: ALL}) {
+                  nodes { id databaseId status conclusion }
+                }
+              }
+            }
+          }
+        }
+      }
     }
     issue(number: $issue) @skip(if: $issueIsPull) { id }
     label(name: $running) { id }
+    queued: label(name: $queued) { id }
+  }
+}
+"""
+# https://docs.github.com/en/graphql/reference/queries#node
+CHECK_RUN_QUERY = """
+query($id: ID!) {
+  node(id: $id) {
+    ... on CheckRun { id status conclusion checkSuite { app { slug } } }
   }
 }
 """
 
 
-async def get_pull(gh: GitHub, repository: str, number: int, *, issue: int) -> PullRequest:
-    """Fetch a pull request and the ids of the run's issue and `coder:running` (one query)."""
+async def get_pull(
+    gh: GitHub, repository: str, number: int, *, issue: int, check_run: int | None = None
+) -> PullRequest:
+    """Fetch a pull request, its issue's and label's ids and an issue run's check run."""
     owner, name = repository.split("/", 1)
     variables: dict[str, Any] = {"number": number, "issue": issue, "issueIsPull": issue == number}
     try:
-        data = await gh.graphql(PULL_QUERY, owner=owner, name=name, running=RUNNING, **variables)
+        data = await gh.graphql(
+            PULL_QUERY, owner=owner, name=name, running=RUNNING, queued=QUEUED, **variables
+        )
     except gidgethub.QueryError as error:
         # The issue may be gone (deleted, transferred): the run goes on without its id.
         data = error.response.get("data") or {}
@@ -165,7 +225,43 @@ async def get_pull(gh: GitHub, repository: str, number: int, *, issue: int) -> P
         draft=bool(pull["isDraft"]),
         issue_node_id=subject.get("id"),
         running_label_id=(found.get("label") or {}).get("id"),
+        check_run=_check_run_on_head(pull, check_run),
+        queued_label_id=(found.get("queued") or {}).get("id"),
     )
+
+
+def _check_run_on_head(pull: Mapping[str, Any], check_run: int | None) -> CheckRunState | None:
+    target = (pull.get("headRef") or {}).get("target") or {}
+    suites = (target.get("checkSuites") or {}).get("nodes") or []
+    for suite in filter(None, suites):
+        for run in filter(None, (suite.get("checkRuns") or {}).get("nodes") or []):
+            if check_run is not None and run.get("databaseId") == check_run:
+                return _check_run_state(run, (suite.get("app") or {}).get("slug"))
+    return None
+
+
+def _check_run_state(run: Mapping[str, Any], app_slug: str | None) -> CheckRunState:
+    conclusion = run.get("conclusion")
+    return CheckRunState(
+        node_id=str(run["id"]),
+        status=str(run["status"]).lower(),
+        conclusion=str(conclusion).lower() if conclusion else None,
+        app_slug=app_slug,
+    )
+
+
+async def check_run_state(gh: GitHub, node_id: str) -> CheckRunState | None:
+    """Read a check run's state by its node id (GraphQL, so no REST call); None if unreadable."""
+    try:
+        data = await gh.graphql(CHECK_RUN_QUERY, id=node_id)
+    except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError) as error:
+        log.warning("could not read the check run's state: %s", error)
+        return None
+    node = data.get("node") or {}
+    if "status" not in node:
+        return None
+    app = ((node.get("checkSuite") or {}).get("app") or {}).get("slug")
+    return _check_run_state(node, app)
 
 
 @dataclass(frozen=True)
@@ -176,6 +272,7 @@ class CheckRun:
     name: str
     head_sha: str
     text: str | None
+    state: CheckRunState | None = None
 
 
 async def get_check_run(gh: GitHub, repository: str, check_run_id: int) -> CheckRun:
@@ -185,11 +282,18 @@ async def get_check_run(gh: GitHub, repository: str, check_run_id: int) -> Check
         {**_split(repository), "check_run_id": check_run_id},
     )
     output = check_run.get("output") or {}
+    state = CheckRunState(
+        node_id=str(check_run.get("node_id", "")),
+        status=str(check_run.get("status", "")),
+        conclusion=check_run.get("conclusion"),
+        app_slug=(check_run.get("app") or {}).get("slug"),
+    )
     return CheckRun(
         id=int(check_run["id"]),
         name=str(check_run.get("name", "")),
         head_sha=str(check_run["head_sha"]),
         text=output.get("text"),
+        state=state,
     )
 
 
@@ -247,12 +351,44 @@ async def update_pull_body(gh: GitHub, repository: str, number: int, body: str) 
 
 
 async def post_comment(gh: GitHub, repository: str, number: int, body: str) -> None:
-    """Comment on an issue or pull request (a run posts its question this way, once)."""
-    await gh.post(
-        "/repos/{owner}/{repo}/issues/{number}/comments",
-        {**_split(repository), "number": number},
-        data={"body": body},
-    )
+    """Comment on an issue or pull request."""
+    await gh.post(COMMENTS_URL, {**_split(repository), "number": number}, data={"body": body})
+
+
+async def post_marked_once(
+    gh: GitHub,
+    repository: str,
+    number: int,
+    body: str,
+    *,
+    kind: str,
+    author: str,
+    **fields: str | int,
+) -> bool:
+    """Post a comment that starts with a `kind` marker unless `author` already posted it.
+
+    The comment is found again by its marker fields and its author (anyone can type a marker,
+    nobody else can post as the app's bot), so a re-run of the same job, or a retry after an
+    ambiguous failure, does not post it twice. Return whether it was posted now.
+    """
+    on_issue: dict[str, str | int] = {**_split(repository), "number": number}
+
+    async def find() -> Mapping[str, Any] | None:
+        pages = gh.getiter(COMMENTS_PAGE_URL, {**on_issue, "per_page": 100})
+        comments = [comment async for comment in pages]
+        return find_marked(comments, kind, author=author, **fields)
+
+    existing = await find()
+    if existing is not None:
+        log.info("%s comment %s is already on #%d", kind, existing.get("id"), number)
+        return False
+
+    async def create() -> Mapping[str, Any]:
+        created: Mapping[str, Any] = await gh.post(COMMENTS_URL, on_issue, data={"body": body})
+        return created
+
+    await create_once(gh, create=create, find=find)
+    return True
 
 
 async def mark_ready_for_review(gh: GitHub, node_id: str) -> None:
@@ -275,8 +411,20 @@ END_UNLABEL = (
     "unlabel: removeLabelsFromLabelable(input: {labelableId: $labelable, labelIds: [$label]}) "
     "{ clientMutationId }"
 )
-END_FIELDS = {"body": END_BODY, "ready": END_READY, "unlabel": END_UNLABEL}
-END_VARIABLES = {"pull": "ID!", "body": "String!", "labelable": "ID!", "label": "ID!"}
+# The pull request's `coder:queued` comes off last: its `unlabeled` event makes the app start the
+# fix that waited for this run (app/fix.py `fix_what_waited`).
+END_DEQUEUE = (
+    "dequeue: removeLabelsFromLabelable(input: {labelableId: $pull, labelIds: [$queued]}) "
+    "{ clientMutationId }"
+)
+END_FIELDS = {"body": END_BODY, "ready": END_READY, "unlabel": END_UNLABEL, "dequeue": END_DEQUEUE}
+END_VARIABLES = {
+    "pull": "ID!",
+    "body": "String!",
+    "labelable": "ID!",
+    "label": "ID!",
+    "queued": "ID!",
+}
 
 
 @dataclass(frozen=True)
@@ -288,12 +436,18 @@ class RunEnd:
     ready: bool
     labelable_id: str | None  # the issue that carries `coder:running`
     label_id: str | None  # `coder:running`; None: nothing carries it
+    queued_label_id: str | None = None  # `coder:queued`, to take off the pull request
 
     @property
     def parts(self) -> tuple[str, ...]:
-        """Name what is due: `body`, `ready`, `unlabel`, in the order they are written."""
+        """Name what is due: `body`, `ready`, `unlabel`, `dequeue`, in the order written."""
         unlabel = self.labelable_id is not None and self.label_id is not None
-        due = {"body": self.body is not None, "ready": self.ready, "unlabel": unlabel}
+        due = {
+            "body": self.body is not None,
+            "ready": self.ready,
+            "unlabel": unlabel,
+            "dequeue": self.queued_label_id is not None,
+        }
         return tuple(part for part, wanted in due.items() if wanted)
 
 
@@ -303,12 +457,14 @@ def end_request(end: RunEnd) -> tuple[str, dict[str, Any]] | None:
     if not parts:
         return None
     variables: dict[str, Any] = {}
-    if "body" in parts or "ready" in parts:
+    if "body" in parts or "ready" in parts or "dequeue" in parts:
         variables["pull"] = end.pull_node_id
     if "body" in parts:
         variables["body"] = end.body
     if "unlabel" in parts:
         variables |= {"labelable": end.labelable_id, "label": end.label_id}
+    if "dequeue" in parts:
+        variables["queued"] = end.queued_label_id
     signature = ", ".join(f"${name}: {END_VARIABLES[name]}" for name in variables)
     fields = "\n  ".join(END_FIELDS[part] for part in parts)
     return f"mutation({signature}) {{\n  {fields}\n}}", variables

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from actions.agent.backends import Backend
     from actions.agent.env import RunnerEnv
-    from actions.agent.github import CheckRun, PullRequest
+    from actions.agent.github import CheckRun, CheckRunState, PullRequest
     from actions.agent.workspace import Author, Workspace
     from app.github import GitHub
 
@@ -45,6 +45,16 @@ ARCHITECT = "architect"
 
 class RunnerError(Exception):
     """The run cannot go on; the message is shown on GitHub as the reason."""
+
+
+class CheckRunEndedError(Exception):
+    """The run's check run was completed before this job started (`/coder cancel`, an earlier
+    attempt): nothing may run, and the check run is left as it is."""
+
+    def __init__(self, check_run: int, state: CheckRunState) -> None:
+        super().__init__(f"check run {check_run} is already {state.status} ({state.conclusion})")
+        self.check_run = check_run
+        self.state = state
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class Plan:
     input_artifact: BaseModel | None = None
     on_pull: bool = False  # the subject is a pull request: its body and draft state are not ours
     read_only: bool = False  # a fork's code: nothing is written, the result goes to the app
+    check_run: CheckRunState | None = None  # the run's check run as the job found it
 
     @property
     def kind(self) -> str:
@@ -90,9 +101,9 @@ class Plan:
         return rules_for(self.kind)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Preparer:
-    """Everything preparing a run needs from the runner."""
+    """Everything preparing a run needs from the runner, and the snapshot once it is read."""
 
     env: RunnerEnv
     gh: GitHub
@@ -100,6 +111,8 @@ class Preparer:
     scratch: Callable[[], Path]
     default_author: Author
     read_only: bool = False
+    # Set as soon as it is known, so a run that fails later can still answer who asked for it.
+    snapshot: Snapshot | None = field(default=None, init=False)
 
     async def prepare(self, pull: PullRequest) -> Plan:
         """Clone the subject; read config, snapshot, instructions, prompts and input artifact."""
@@ -107,6 +120,12 @@ class Preparer:
         # The app dispatches a pull-request subject with issue = pull (docs/workflows-as-code.md).
         on_pull = self.env.issue == self.env.pull
         request = await self._read_check_run(self.env.check_run, "the run's") if on_pull else None
+        # Cancelled while the job was queued (or ended by an earlier attempt): run nothing.
+        found = request.state if request is not None else pull.check_run
+        if found is not None and found.completed:
+            raise CheckRunEndedError(self.env.check_run, found)
+        if pull.check_run is None and not on_pull:
+            log.info("check run %d is not on the branch's head; going on", self.env.check_run)
         if self.read_only and request is None:
             raise RunnerError("a read-only run works on a pull request, and this one has none")
         if request is None and not pull.head_ref.startswith(BRANCH_PREFIX):
@@ -121,8 +140,9 @@ class Preparer:
             await workspace.checkout(request.head_sha)
         start_sha = await workspace.head()
         base_ref = await workspace.fetch_branch(pull.base_ref)
-        config = await self._config(base_ref, pull.base_ref, request)
         snapshot, author = await self._snapshot(request, base_ref)
+        self.snapshot = snapshot
+        config = await self._config(base_ref, pull.base_ref, request)
         if snapshot.run_id != self.env.run_id:
             log.warning("the subject belongs to run %s, not %s", snapshot.run_id, self.env.run_id)
         workflow = config.workflows.get(snapshot.workflow)
@@ -159,6 +179,7 @@ class Preparer:
             input_artifact=await self._input_artifact(snapshot, workflow.produces),
             on_pull=on_pull,
             read_only=self.read_only,
+            check_run=found,
         )
 
     async def _config(

@@ -19,25 +19,27 @@ import gidgethub
 from actions.agent import finish
 from actions.agent.agents import AgentLoop, AgentOutcome
 from actions.agent.auth import AuthError, obtain_token, send_result
-from actions.agent.backends import BackendError, Limits
+from actions.agent.backends import BackendError, Limits, agent_secrets
 from actions.agent.backends.base import DEFAULT_GRACE_SECONDS, AgentSession
 from actions.agent.briefing_file import Subject
 from actions.agent.clock import Clock, RealClock
 from actions.agent.github import (
     RunEnd,
     RunnerGitHub,
+    check_run_state,
     end_run,
     for_token,
     get_pull,
     mark_ready_for_review,
     post_comment,
+    post_marked_once,
     remove_label,
     update_check_run,
     update_pull_body,
 )
 from actions.agent.kinds import PUSH_STEP, TESTS_STEP, after_roles
 from actions.agent.logs import SECRETS
-from actions.agent.prepare import ARCHITECT, Plan, Preparer, RunnerError
+from actions.agent.prepare import ARCHITECT, CheckRunEndedError, Plan, Preparer, RunnerError
 from actions.agent.progress import INTERVAL_SECONDS, CheckRunOutput, ProgressReporter
 from actions.agent.report import (
     CheckRunEnd,
@@ -54,9 +56,9 @@ from actions.agent.tests import TestResult, run_tests
 from actions.agent.workspace import Author, GitError, PushRefusedError, Workspace
 from app.briefing import BRANCH_PREFIX, TRAILER_MODEL, TRAILER_RUN, TRAILER_WORKFLOW, StepState
 from app.conversation import Reaction, Source, react
-from app.labels import RUNNING
+from app.labels import QUEUED, RUNNING
 from app.logs import Redactor
-from app.prompt_text import PLAN, QUESTION, Prompt, plan_markdown, render_prompt
+from app.prompt_text import PLAN, PROMPT, QUESTION, Prompt, plan_markdown, render_prompt
 from app.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -64,8 +66,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from actions.agent.env import RunnerEnv
-    from actions.agent.github import PullRequest
+    from actions.agent.github import CheckRunState, PullRequest
     from actions.agent.step_artifacts import StepArtifact
+    from app.briefing import Snapshot
     from app.config import CoderConfig
 
 log = logging.getLogger("coder-agent")
@@ -112,13 +115,19 @@ class Runner:
         self.reporter: ProgressReporter | None = None
         self.read_only = False  # the app minted a read-only token: a fork's code
         self.session: aiohttp.ClientSession | None = None
+        self.preparer: Preparer | None = None
 
     async def execute(self) -> finish.Conclusion:
         """Run everything; return the conclusion the check run ended with."""
+        # The agent's own credentials (its model key) are masked before anything could print
+        # them, and redacted from everything the run writes to GitHub (DESIGN §7).
+        handed_to_agents = agent_secrets(self.deps.environ)
+        mask(self.deps.out, handed_to_agents)
+        SECRETS.remember(handed_to_agents)
         async with aiohttp.ClientSession() as session:
             token = await obtain_token(session, self.env.reach, policy=self.deps.policy)
-            secrets = (token.token, *token.also_secret)
-            mask(self.deps.out, secrets)
+            secrets = (token.token, *token.also_secret, *handed_to_agents)
+            mask(self.deps.out, (token.token, *token.also_secret))
             SECRETS.remember(secrets)
             self.redact = Redactor(secrets)
             if token.fallback_reason:
@@ -145,9 +154,17 @@ class Runner:
     async def run(self, gh: RunnerGitHub, workspace: Workspace) -> finish.Conclusion:
         """Prepare, start, work, and finish; failures end the check run, never escape."""
         try:
-            pull = await get_pull(gh, self.env.repository, self.env.pull, issue=self.env.issue)
+            pull = await get_pull(
+                gh,
+                self.env.repository,
+                self.env.pull,
+                issue=self.env.issue,
+                check_run=self.env.check_run,
+            )
             plan = await self.prepare(gh, workspace, pull)
             await self.start(gh, plan)
+        except CheckRunEndedError as ended:
+            return self.stand_down(ended)
         except Exception as error:  # any failure must still end the check run
             return await self.fail_early(gh, self._reason(error, "preparing the run"))
         work = Work()
@@ -160,7 +177,7 @@ class Runner:
 
     async def prepare(self, gh: RunnerGitHub, workspace: Workspace, pull: PullRequest) -> Plan:
         """Clone the subject; read config, snapshot, prompts and the input artifact."""
-        preparer = Preparer(
+        self.preparer = Preparer(
             env=self.env,
             gh=gh,
             workspace=workspace,
@@ -168,7 +185,25 @@ class Runner:
             default_author=self._default_author(),
             read_only=self.read_only,
         )
-        return await preparer.prepare(pull)
+        return await self.preparer.prepare(pull)
+
+    def stand_down(self, ended: CheckRunEndedError) -> finish.Conclusion:
+        """Run nothing: the check run was completed before this job started (a cancel)."""
+        state = ended.state
+        log.warning(
+            "check run %d is already %s (%s): someone ended this run before its job started; "
+            "nothing runs and the check run is left as it is",
+            ended.check_run,
+            state.status,
+            state.conclusion,
+        )
+        write_job_files(
+            output_path=self.env.output_path,
+            step_summary_path=self.env.step_summary_path,
+            outputs=finish.job_outputs(finish.Conclusion.CANCELLED, None, self.env.pull),
+            summary=f"Nothing ran: check run {ended.check_run} was already {state.conclusion}.",
+        )
+        return finish.Conclusion.CANCELLED
 
     def _default_author(self) -> Author:
         host = urlsplit(self.env.server_url).hostname or "github.com"
@@ -185,11 +220,12 @@ class Runner:
         repository, check_run = self.env.repository, self.env.check_run
 
         async def publish_check_run(output: CheckRunOutput) -> None:
-            fields = {"output": {"title": output.title, "summary": output.summary}}
+            title, summary = self.redact(output.title), self.redact(output.summary)
+            fields = {"output": {"title": title, "summary": summary}}
             await update_check_run(gh, repository, check_run, fields)
 
         async def publish_pull_body(body: str) -> None:
-            await update_pull_body(gh, repository, plan.pull.number, body)
+            await update_pull_body(gh, repository, plan.pull.number, self.redact(body))
 
         async def publish_nothing(output: CheckRunOutput) -> None:
             del output  # a read-only token cannot edit the check run; the app writes its end
@@ -218,6 +254,7 @@ class Runner:
             await update_check_run(gh, repository, check_run, fields)
         # That was the check run's edit for this window (DESIGN §4: one per 15 s).
         self.reporter.check_run_started()
+        await self._close_prompt(gh, plan)
         log.info(
             "run %s (%s, %s) on %s with %s",
             self.env.run_id,
@@ -333,9 +370,14 @@ class Runner:
         assert self.reporter is not None
         # No progress edit may land on the check run after its final state.
         await self.reporter.stop_check_run()
+        ended = await self._ended_meanwhile(gh, plan)
+        if ended is not None:
+            return await self.stand_aside(gh, plan, work, ended)
         result = self._result(gh, plan, work)
         conclusion, reason = finish.conclude(result)
-        summary = finish.render_summary(conclusion, reason, result)
+        reason = self.redact(reason)
+        # Whatever an agent wrote (statuses, its question, step artifacts) ends up in these.
+        summary = self.redact(finish.render_summary(conclusion, reason, result))
         artifact = finish.build_artifact(conclusion, result)
         problems = () if artifact is not None else finish.artifact_problems(result)
         end = CheckRunEnd(
@@ -345,9 +387,9 @@ class Runner:
             workflow=plan.snapshot.workflow,
             conclusion=str(conclusion),
             output={
-                "title": finish.render_title(conclusion, result),
+                "title": self.redact(finish.render_title(conclusion, result)),
                 "summary": summary,
-                "text": finish.render_text(artifact, problems),
+                "text": self.redact(finish.render_text(artifact, problems)),
             },
             started_at=self.started_at,
             completed_at=result.completed_at,
@@ -356,7 +398,7 @@ class Runner:
             fixable=plan.pull.head_ref.startswith(BRANCH_PREFIX),
         )
         if plan.read_only:
-            conclusion = await self._hand_in(end, work.patch, conclusion)
+            conclusion = await self._hand_in(end, work, plan, conclusion)
             write_job_files(
                 output_path=self.env.output_path,
                 step_summary_path=self.env.step_summary_path,
@@ -389,6 +431,41 @@ class Runner:
         log.info("%s: %s", conclusion, reason)
         log.info("GitHub API: %d REST calls, %d GraphQL", gh.calls.rest, gh.calls.graphql)
         return conclusion
+
+    async def _ended_meanwhile(self, gh: RunnerGitHub, plan: Plan) -> CheckRunState | None:
+        """Return the check run's state if someone completed it while the run worked.
+
+        One GraphQL read by its node id (no REST call, DESIGN §8). Unknown (no id, or GitHub
+        did not answer) is not ended: the run writes its end as it always did.
+        """
+        known = plan.check_run
+        if known is None or not known.node_id:
+            return None
+        now = await check_run_state(gh, known.node_id)
+        return now if now is not None and now.completed else None
+
+    async def stand_aside(
+        self, gh: RunnerGitHub, plan: Plan, work: Work, ended: CheckRunState
+    ) -> finish.Conclusion:
+        """End a run whose check run someone else completed: leave that check run as it is."""
+        assert self.reporter is not None
+        reason = (
+            f"The run's check run was completed ({ended.conclusion}) while it worked, so its "
+            "result is not written there."
+        )
+        log.warning("%s", reason)
+        if not plan.read_only:
+            # The PR body's checklist and the label still say the run is working.
+            status = finish.pull_status(finish.Conclusion.CANCELLED, reason, plan.kind)
+            body = await self.reporter.final_pull_body(status)
+            await self._write_end(gh, plan, body=body, ready=False)
+        write_job_files(
+            output_path=self.env.output_path,
+            step_summary_path=self.env.step_summary_path,
+            outputs=finish.job_outputs(finish.Conclusion.CANCELLED, work.pushed_sha, self.env.pull),
+            summary=reason,
+        )
+        return finish.Conclusion.CANCELLED
 
     def _result(self, gh: RunnerGitHub, plan: Plan, work: Work) -> finish.RunResult:
         assert self.reporter is not None
@@ -432,14 +509,16 @@ class Runner:
         )
 
     async def fail_early(self, gh: RunnerGitHub, reason: str) -> finish.Conclusion:
-        """End a run that could not start: complete the check run and remove the label."""
+        """End a run that could not start: complete the check run, remove the label, and answer
+        the comment that asked for it (when preparing got as far as the snapshot)."""
         log.error("%s", reason)
         now = self.deps.wall_clock()
+        snapshot = self.preparer.snapshot if self.preparer is not None else None
         end = CheckRunEnd(
             repository=self.env.repository,
             check_run=self.env.check_run,
             run_id=self.env.run_id,
-            workflow="develop",
+            workflow=snapshot.workflow if snapshot is not None else "develop",
             conclusion=str(finish.Conclusion.FAILURE),
             output={"title": "coder could not start this run", "summary": f"**{reason}**"},
             started_at=self.started_at,
@@ -448,6 +527,7 @@ class Runner:
         )
         await complete_check_run(gh, end)
         await self._remove_running(gh)
+        await self._react_to(gh, snapshot, finish.Conclusion.FAILURE)
         write_job_files(
             output_path=self.env.output_path,
             step_summary_path=self.env.step_summary_path,
@@ -456,21 +536,59 @@ class Runner:
         )
         return finish.Conclusion.FAILURE
 
+    async def _close_prompt(self, gh: RunnerGitHub, plan: Plan) -> None:
+        """A continuation that got this far (the branch checked) closes the prompt it answers.
+
+        Until then the question stays open: a continuation refused because the branch moved
+        leaves it for a writer to answer again (docs/commands.md, "Human in the loop").
+        """
+        answers = plan.snapshot.answers
+        check_run, _, how = (answers or "").partition(":")
+        if plan.read_only or not check_run.isdigit() or not how:
+            return
+        who = plan.snapshot.labeled_by
+        fields = {
+            "conclusion": "neutral",
+            "output": {
+                "title": f"{how.capitalize()} by @{who}",
+                "summary": (
+                    f"@{who} {how} it; run `{self.env.run_id}` goes on from `{plan.steps[0]}`."
+                ),
+            },
+            "actions": [],
+        }
+        update = update_check_run(gh, self.env.repository, int(check_run), fields)
+        await best_effort("close the question it answers", update)
+
     async def _hand_in(
-        self, end: CheckRunEnd, patch: str, conclusion: finish.Conclusion
+        self, end: CheckRunEnd, work: Work, plan: Plan, conclusion: finish.Conclusion
     ) -> finish.Conclusion:
-        """Give a read-only run's result to the app, which writes the check run and the patch."""
+        """Give a read-only run's result to the app, which writes the check run and the patch.
+
+        A stuck run's result is `action_required` with the question in its summary, and the
+        prompt's fields, for the app to ask on the pull request: this job's token cannot.
+        """
         oidc = self.env.reach.oidc
         if oidc is None or self.session is None:
             log.error("a read-only run hands its result in through OIDC, and there is none")
             return finish.Conclusion.FAILURE
-        result = {
+        result: dict[str, Any] = {
             "check_run": end.check_run,
             "conclusion": end.conclusion,
-            "title": end.output["title"],
-            "summary": end.output["summary"],
-            "patch": self.redact(patch) if patch else None,
+            "title": self.redact(end.output["title"]),
+            "summary": self.redact(end.output["summary"]),
+            "patch": self.redact(work.patch) if work.patch else None,
         }
+        if conclusion is finish.Conclusion.ACTION_REQUIRED:
+            prompt = self._prompt(plan, work, end.check_run)
+            result["prompt"] = {
+                "ask": prompt.kind,
+                "question": prompt.question,
+                "workflow": prompt.workflow,
+                "resume_at": prompt.resume_at,
+                "sha": prompt.head_sha,
+                "model": prompt.model,
+            }
         try:
             jwt = await send_result(
                 self.session, oidc, result, policy=self.deps.policy or RetryPolicy()
@@ -485,7 +603,27 @@ class Runner:
         return conclusion
 
     async def _ask(self, gh: RunnerGitHub, plan: Plan, work: Work, check_run: int) -> None:
-        """Post the run's question (or its plan) on the pull request, for a person to answer."""
+        """Post the run's question (or its plan) on the pull request, once, for a person.
+
+        Found again by its marker (`coder:prompt id=<run>`) from the app's bot, so a second
+        attempt of the same job does not ask twice (one listing of the comments, on this path
+        only).
+        """
+        prompt = self._prompt(plan, work, check_run)
+        body = render_prompt(prompt)
+        bot = plan.check_run.bot_login if plan.check_run is not None else None
+        number = plan.pull.number
+        if bot is None:
+            log.warning("the app's bot is not known; posting the prompt without looking first")
+            await post_comment(gh, self.env.repository, number, body)
+        else:
+            await post_marked_once(
+                gh, self.env.repository, number, body, kind=PROMPT, author=bot, id=prompt.prompt_id
+            )
+        log.info("asked on pull request #%d; the run waits at %s", number, prompt.resume_at)
+
+    def _prompt(self, plan: Plan, work: Work, check_run: int) -> Prompt:
+        """Return the question (or the plan) the run asks, as its prompt comment records it."""
         outcome = work.outcome
         if outcome.stuck_question is not None:
             kind, question = QUESTION, outcome.stuck_question
@@ -493,7 +631,7 @@ class Runner:
         else:
             kind, question = PLAN, plan_markdown(_plan_fields(outcome.artifacts))
             resume_at = plan.steps[plan.steps.index(ARCHITECT) + 1]
-        prompt = Prompt(
+        return Prompt(
             prompt_id=self.env.run_id,
             kind=kind,
             check_run=check_run,
@@ -503,14 +641,18 @@ class Runner:
             model=plan.snapshot.model,
             question=self.redact(question),
         )
-        await post_comment(gh, self.env.repository, plan.pull.number, render_prompt(prompt))
-        log.info("asked on pull request #%d; the run waits at %s", plan.pull.number, resume_at)
 
     async def _react(self, gh: RunnerGitHub, plan: Plan, conclusion: finish.Conclusion) -> None:
         """Answer the comment that asked for the run: 🚀 when it worked, 😕 when not."""
-        source = Source.parse(plan.snapshot.asked_in)
-        if source is None or conclusion is finish.Conclusion.ACTION_REQUIRED:
-            return  # nobody asked in a comment, or the run waits for an answer
+        await self._react_to(gh, plan.snapshot, conclusion)
+
+    async def _react_to(
+        self, gh: RunnerGitHub, snapshot: Snapshot | None, conclusion: finish.Conclusion
+    ) -> None:
+        source = Source.parse(snapshot.asked_in) if snapshot is not None else None
+        waits = {finish.Conclusion.ACTION_REQUIRED, finish.Conclusion.CANCELLED}
+        if source is None or conclusion in waits:
+            return  # nobody asked in a comment (or it is unknown), the run waits, or was stopped
         reaction = Reaction.ROCKET if conclusion.ok else Reaction.CONFUSED
         await best_effort("react", react(gh, self.env.repository, source, reaction))
 
@@ -523,7 +665,15 @@ class Runner:
         old way (REST, and the ready mutation on its own), best effort, so the run still ends.
         """
         pull = plan.pull
-        end = RunEnd(pull.node_id, body, ready, pull.issue_node_id, pull.running_label_id)
+        body = self.redact(body) if body is not None else None
+        end = RunEnd(
+            pull.node_id,
+            body,
+            ready,
+            pull.issue_node_id,
+            pull.running_label_id,
+            pull.queued_label_id,
+        )
         missed = await end_run(gh, end)
         if "body" in missed and body is not None:
             update = update_pull_body(gh, self.env.repository, pull.number, body)
@@ -533,6 +683,9 @@ class Runner:
         # Without the issue's id (it could not be read), REST takes the label off by name.
         if "unlabel" in missed or pull.issue_node_id is None:
             await self._remove_running(gh)
+        if "dequeue" in missed:
+            removal = remove_label(gh, self.env.repository, pull.number, QUEUED)
+            await best_effort(f"remove {QUEUED}", removal)
 
     async def _remove_running(self, gh: RunnerGitHub) -> None:
         removal = remove_label(gh, self.env.repository, self.env.issue, RUNNING)

@@ -139,3 +139,51 @@ async def installation_token(
     )
     assert status == 201, answer
     return str(answer["token"])
+
+
+async def record_coder_run(
+    hub: DevHub, full_name: str, coder_run_id: str, *, read_only: bool = False
+) -> int:
+    """Record a dispatched `coder.yml` workflow run titled as coder's are; return its id.
+
+    What GitHub holds once the app dispatched a run, without running a job: the token exchange
+    looks a job's run up by the `run_id` its OIDC token names.
+    """
+    from devhub.state import utcnow  # noqa: PLC0415 - test support only
+    from devhub.state_actions import WorkflowRun  # noqa: PLC0415
+
+    owner, name = full_name.split("/")
+    repo = hub.state.repo(owner, name)
+    assert repo is not None, full_name
+    head = await hub._ctx.git.resolve(owner, name, repo.default_branch)
+    bot = hub.state.account(f"{hub.app_slug}[bot]")
+    assert bot is not None
+    now = utcnow()
+    title = f"coder run {coder_run_id}" + (" read-only" if read_only else "")
+    run = WorkflowRun(
+        id=hub.state.next_id(),
+        repo=repo,
+        workflow_id=hub.state.next_id(),
+        workflow_path=".github/workflows/coder.yml",
+        workflow_name="coder",
+        run_number=1,
+        event="workflow_dispatch",
+        display_title=title,
+        head_branch=repo.default_branch,
+        head_sha=str(head),
+        actor=bot,
+        created_at=now,
+        updated_at=now,
+        status="in_progress",
+    )
+    commit = await hub._ctx.git.get_commit(owner, name, str(head))
+    run.head_commit = {
+        "id": commit.sha,
+        "tree_id": commit.tree,
+        "message": commit.message,
+        "timestamp": commit.committer.date,
+        "author": {"name": commit.author.name, "email": commit.author.email},
+        "committer": {"name": commit.committer.name, "email": commit.committer.email},
+    }
+    repo.workflow_runs[run.id] = run
+    return run.id

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from actions.agent.backends.base import (
+    INHERITED,
     AgentEvent,
     AgentSession,
     Backend,
@@ -15,12 +16,14 @@ from actions.agent.backends.base import (
     Status,
     StopReason,
     Stuck,
+    secret_values,
 )
-from actions.agent.backends.claude import ClaudeBackend
+from actions.agent.backends.claude import CLAUDE_ENV, ClaudeBackend
 from actions.agent.backends.command import CommandBackend
 from actions.agent.backends.script import ScriptBackend
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from app.config import Agent
@@ -40,6 +43,7 @@ __all__ = [
     "Status",
     "StopReason",
     "Stuck",
+    "agent_secrets",
     "make_backend",
 ]
 
@@ -61,3 +65,12 @@ def make_backend(agent: Agent, *, script_file: Path | None = None) -> Backend:
             raise BackendError("agent.backend is script but agent.script names no file")
         return ScriptBackend(script_file)
     raise BackendError(f"agent.backend {agent.backend} is not supported by this runner yet")
+
+
+def agent_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Return every credential the runner may hand an agent (its model key, tokens), to mask.
+
+    They are masked whichever backend runs: they are in the job, and an agent, its tests or a
+    tool it starts could print them into a status, a question, a step artifact or a patch.
+    """
+    return secret_values(environ, dict.fromkeys((*INHERITED, *CLAUDE_ENV)))

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Mapping
@@ -18,6 +19,13 @@ if TYPE_CHECKING:
 INHERITED = ("PATH", "HOME", "LANG")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 DEFAULT_GRACE_SECONDS = 10.0
+# Variables handed to an agent whose values are credentials (`ANTHROPIC_API_KEY`, `..._TOKEN`).
+SECRET_SUFFIXES = ("_API_KEY", "_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
+# `http://user:password@host` (a proxy, a model gateway): the password is a credential.
+URL_SUFFIXES = ("_PROXY", "_URL")
+# Shorter values (a flag such as `CLAUDE_CODE_USE_BEDROCK=1`) are no secret, and masking them
+# would blank out every `1` in the job log.
+MIN_SECRET_CHARS = 8
 
 
 class StopReason(StrEnum):
@@ -133,3 +141,19 @@ class Backend(Protocol):
     def run(self, session: AgentSession) -> AsyncIterator[AgentEvent]:
         """Run the session; the last event is always `Finished`."""
         ...
+
+
+def secret_values(environ: Mapping[str, str], names: Iterable[str]) -> tuple[str, ...]:
+    """Return the credentials among `names` in `environ` (keys, tokens, URL passwords)."""
+    found: list[str] = []
+    for name in names:
+        value = environ.get(name, "").strip()
+        if name.endswith(SECRET_SUFFIXES):
+            found.append(value)
+        elif name.endswith(URL_SUFFIXES):
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                password = None
+            found += [password, unquote(password)] if password else []
+    return tuple(dict.fromkeys(value for value in found if len(value) >= MIN_SECRET_CHARS))

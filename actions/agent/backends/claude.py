@@ -4,6 +4,10 @@
 (https://docs.claude.com/en/docs/claude-code/headless): a `system`/`init` line, then `assistant`
 messages (text and `tool_use` blocks) and `user` messages (`tool_result` blocks), and last a
 `result` line with `total_cost_usd`, `usage`, `num_turns` and `is_error`.
+
+The briefing asks every agent for the line protocol (`STATUS:`, `STUCK:`, `COST:`), and Claude
+writes it in its text: a line of an assistant text block, or of the final `result`, that starts
+with one of them is read exactly as the `command` backend reads stdout (`protocol.parse_line`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from actions.agent.backends.base import Cost, Finished, Output, Status
 from actions.agent.backends.process import ManagedProcess
+from actions.agent.backends.protocol import parse_line
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -87,9 +92,7 @@ class ClaudeStream:
         events: list[AgentEvent] = []
         for block in _content(message):
             if block.get("type") == "text" and str(block.get("text", "")).strip():
-                text = str(block["text"]).strip()
-                events.append(Status(_first_line(text)))
-                events.extend(Output(f"claude: {line}") for line in text.splitlines())
+                events += _text_events(str(block["text"]).strip())
             elif block.get("type") == "tool_use":
                 events.append(Output(f"claude -> {block.get('name', '?')} {_tool_input(block)}"))
         return events
@@ -109,7 +112,9 @@ class ClaudeStream:
             events.append(Cost(float(cost), _tokens(message.get("usage"))))
         text = message.get("result")
         if isinstance(text, str) and text.strip():
-            events.append(Status(_first_line(text.strip())))
+            # The final text repeats the last assistant block, whose lines were logged already.
+            spoken = _text_events(text.strip())
+            events += [event for event in spoken if not isinstance(event, Output)]
         turns = message.get("num_turns")
         events.append(Output(f"claude finished: {message.get('subtype', '?')}, {turns} turns"))
         return events
@@ -178,6 +183,22 @@ def prompt_for(session: AgentSession) -> str:
         f"Your briefing is too long to pass inline. Read {session.briefing_file} first, "
         "then do what it asks."
     )
+
+
+def _text_events(text: str) -> list[AgentEvent]:
+    """Turn Claude's text into events: its protocol lines, else its first line as the status."""
+    events: list[AgentEvent] = []
+    spoke = False  # a STATUS:/STUCK:/COST: line says what is going on; no first-line guess then
+    for line in text.splitlines():
+        event = parse_line(line)
+        if isinstance(event, Output):
+            events.append(Output(f"claude: {line}"))
+        else:
+            events.append(event)
+            spoke = True
+    if not spoke:
+        events.insert(0, Status(_first_line(text)))
+    return events
 
 
 def _content(message: dict[str, Any]) -> list[dict[str, Any]]:
