@@ -13,11 +13,12 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app import fork_results, oidc
+from app.briefing import Snapshot, render_run_request
 from app.installation import ensure_labels
 from app.oidc import IssuerKeys, IssuerUnavailableError, TokenRefusedError, TokenVerifier
 from app.settings import load_settings
 from tests.support.app import serve_app
-from tests.support.devhub import record_coder_run
+from tests.support.devhub import installation_token, record_coder_run
 from tests.test_develop import FakeRunner, Journey, install_workflow
 
 AUDIENCE = "coder"
@@ -549,3 +550,36 @@ async def test_a_run_without_coders_title_gets_no_token(exchange_app, issuer, re
     assert (status, answer) == (401, {"message": oidc.NOT_DISPATCHED})
     no_run = job_token(issuer, repos["widgets"], run_id=None)
     assert await ask(exchange_app, no_run) == (401, {"message": "the token lacks the run_id claim"})
+
+
+async def test_a_read_only_job_may_write_only_its_own_check_run(
+    app_server, devhub_tokens, devhub, admin, org
+):
+    run = await record_coder_run(devhub, "acme/widgets", "eeeeeeeeeeee", read_only=True)
+    app = admin.rest(await installation_token(admin, devhub, org.installation_id))
+    _, _, main = await app.get("/repos/acme/widgets/branches/main")
+    snapshot = Snapshot.taken(
+        repo="acme/widgets",
+        issue_number=1,
+        title="t",
+        body="b",
+        labeled_by="alice",
+        run_id="ffffffffffff",
+        workflow="fix",
+        model="sonnet",
+    )
+    status, _, other = await app.post(
+        "/repos/acme/widgets/check-runs",
+        {
+            "name": "coder/fix",
+            "head_sha": main["commit"]["sha"],
+            "external_id": "ffffffffffff",
+            "output": {"title": "q", "summary": "q", "text": render_run_request(snapshot)},
+        },
+    )
+    assert status == 201, other
+    body = {**RESULT, "check_run": other["id"]}
+    answer = await hand_in(app_server, devhub_tokens(run_id=str(run)), body)
+    assert answer == (403, {"message": fork_results.NOT_ITS_RUN})
+    _, _, unchanged = await app.get(f"/repos/acme/widgets/check-runs/{other['id']}")
+    assert unchanged["status"] == "queued"
