@@ -239,7 +239,7 @@ def _positive(value: str | None) -> int | None:
 
 
 RUN_REQUEST_FENCE = "json coder-run"
-MAX_RUN_REQUEST_CHARS = 60_000
+MAX_RUN_REQUEST_BYTES = 60_000
 CUT = "\n(cut to fit the check run)"
 RUN_REQUEST_BLOCK = re.compile(r"```json coder-run\n(.*?)\n```", re.DOTALL)
 
@@ -252,16 +252,20 @@ def render_run_request(snapshot: Snapshot) -> str:
     """
     fields = {name: getattr(snapshot, name) for name in Snapshot.__dataclass_fields__}
     rendered = _run_request_block(fields)
-    # A check run's text holds 65535 characters: a body that does not fit is cut, never the
-    # JSON around it (a clipped block would not parse, and the run could not start).
+    # A check run's text holds 65535 bytes (GitHub: "exceeds a maximum bytesize"): a body that
+    # does not fit is cut, never the JSON around it (a clipped block would not parse).
     body = str(fields["body"])
-    while len(rendered) > MAX_RUN_REQUEST_CHARS and body:
-        # Escaping makes some characters longer: cut in proportion, a little more each time.
-        keep = int(len(body) * MAX_RUN_REQUEST_CHARS / len(rendered)) - len(CUT) - 100
+    while _size(rendered) > MAX_RUN_REQUEST_BYTES and body:
+        # Escaping and UTF-8 make some characters longer: cut in proportion, then a bit more.
+        keep = int(len(body) * MAX_RUN_REQUEST_BYTES / _size(rendered)) - len(CUT) - 100
         body = body[: max(0, keep)]
         fields["body"] = body + CUT
         rendered = _run_request_block(fields)
     return rendered
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
 
 
 def _run_request_block(fields: dict[str, object]) -> str:

@@ -349,6 +349,13 @@ def _short(title: str) -> str:
 
 
 def _clip(text: str) -> str:
-    if len(text) <= MAX_OUTPUT_CHARS:
+    return clip_output(text)
+
+
+def clip_output(text: str, suffix: str = TRUNCATED, limit: int = MAX_OUTPUT_CHARS) -> str:
+    """Cut text to fit a check run's output field, which GitHub measures in UTF-8 bytes."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
         return text
-    return text[: MAX_OUTPUT_CHARS - len(TRUNCATED)] + TRUNCATED
+    kept = encoded[: limit - len(suffix.encode("utf-8"))].decode("utf-8", errors="ignore")
+    return kept + suffix

@@ -22,7 +22,7 @@ HELP_VERB = "help"
 FENCE_OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
 FENCE_CLOSE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*$")
 QUOTE = re.compile(r"^ {0,3}>")
-HTML_COMMENT_START = "<!--"
+HTML_BLOCK = re.compile(r"^ {0,3}<!--(?P<rest>.*)$")
 HTML_COMMENT_END = "-->"
 INPUT_INFO = "json coder-input"
 THEN_FLAG = "--then"
@@ -88,11 +88,9 @@ def parse_comment(body: str | None) -> ParsedComment:
         if in_comment:
             in_comment = HTML_COMMENT_END not in line
             continue  # hidden from readers, so never a request
-        if (
-            HTML_COMMENT_START in line
-            and HTML_COMMENT_END not in line.split(HTML_COMMENT_START)[-1]
-        ):
-            in_comment = True
+        opened_comment = HTML_BLOCK.match(line)
+        if opened_comment is not None and HTML_COMMENT_END not in opened_comment["rest"]:
+            in_comment = True  # CommonMark: an HTML block opens only at the start of a line
             continue
         if QUOTE.match(line):
             in_quote = True

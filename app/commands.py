@@ -144,17 +144,21 @@ async def answer_comment(event: Event, gh: GitHubAPI) -> None:
 
 
 async def answer_by_quote(session: Session, body: str | None) -> None:
-    """A reply quoting a waiting question answers it, as `/coder answer` would."""
+    """A writer's reply quoting a waiting question answers it, as `/coder answer` would.
+
+    Anyone else quoting it is only talking about it: no reply, and no reads on their behalf
+    beyond the permission check.
+    """
+    if session.state != "open":
+        return
+    sender = await session.sender_check()
+    if not sender.allowed:
+        return
     found = prompt_text.quoted_answer(body, await prompts.open_prompts(session))
-    if found is None or session.state != "open":
+    if found is None:
         return
     prompt, text = found
-    known = verbs.resolve(verbs.ANSWER, session.config)
-    assert isinstance(known, verbs.Known)
     key = say.reply_key(session.source.kind, session.source.id, 0)
-    if not await may_use(session, known, key):
-        await session.react(Reaction.CONFUSED)
-        return
     await session.react(Reaction.EYES)
     outcome = await prompts.resume(session, prompt, text, verb=verbs.ANSWER, key=key)
     if outcome is Outcome.FAILED:

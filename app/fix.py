@@ -64,6 +64,7 @@ router = Router()
 
 PULL_URL = "/repos/{owner}/{repo}/pulls/{number}"
 ISSUE_LABELS_URL = "/repos/{owner}/{repo}/issues/{number}/labels"
+ISSUE_LABEL_URL = "/repos/{owner}/{repo}/issues/{number}/labels/{name}"
 PULL_COMMITS_URL = "/repos/{owner}/{repo}/pulls/{number}/commits{?per_page}"
 REVIEW_COMMENTS_URL = "/repos/{owner}/{repo}/pulls/{number}/comments{?per_page}"
 REVIEWS_URL = "/repos/{owner}/{repo}/pulls/{number}/reviews{?per_page}"
@@ -312,6 +313,8 @@ class FixStart:
 
     started: bool
     busy: RunView | None = None
+    made_before: bool = False  # the run this ask makes exists already (nothing new started)
+    capped: bool = False
 
 
 async def start_fix(context: FixContext, ask: FixAsk, *, cap: int | None = None) -> FixStart:
@@ -326,7 +329,7 @@ async def start_fix(context: FixContext, ask: FixAsk, *, cap: int | None = None)
     expected = make_run_id(repo, FIX, subject.number, ask.trigger_key)
     head_runs = await runs_of_pull(gh, repo, subject.pull.sha, context.app_id)
     if any(run.run_id == expected for run in head_runs):
-        return FixStart(started=True)
+        return FixStart(started=True, made_before=True)
     going = newest(head_runs, active=True)
     if going is not None:
         log.info("no fix in %s#%d yet: run %s is going", repo, subject.number, going.run_id)
@@ -336,11 +339,11 @@ async def start_fix(context: FixContext, ask: FixAsk, *, cap: int | None = None)
         return FixStart(started=False, busy=going)
     messages = await _commit_messages(gh, repo, subject.number)
     if expected in runs_in(messages):
-        return FixStart(started=True)  # made, and pushed before the head moved on
+        return FixStart(started=True, made_before=True)  # made, and pushed before the head moved
     so_far = fix_runs_so_far(messages, head_runs)
     if cap is not None and so_far >= cap:
         await say_cap_reached(context, so_far, ask.trigger)
-        return FixStart(started=False)
+        return FixStart(started=False, capped=True)
     comments = await _all(gh, REVIEW_COMMENTS_URL, where(repo, number=subject.number))
     body = fix_briefing(
         pull_body=subject.body,
@@ -387,6 +390,15 @@ async def say_cap_reached(context: FixContext, so_far: int, trigger: str) -> Non
 async def add_label(gh: GitHubAPI, repo: str, number: int, name: str) -> None:
     """Label an issue or pull request (adding it twice changes nothing)."""
     await gh.post(ISSUE_LABELS_URL, where(repo, number=number), data={"labels": [name]})
+
+
+async def remove_label(gh: GitHubAPI, repo: str, number: int, name: str) -> None:
+    """Take a label off an issue or pull request (not there is fine)."""
+    try:
+        await gh.delete(ISSUE_LABEL_URL, where(repo, number=number, name=name))
+    except gidgethub.BadRequest as error:
+        if error.status_code != 404:
+            raise
 
 
 async def _commit_messages(gh: GitHubAPI, repo: str, number: int) -> list[str]:
@@ -576,6 +588,7 @@ class _Unlabeled(Model):
     label: dict[str, Any]
     pull_request: dict[str, Any]
     repository: Repository
+    sender: User
 
 
 @router.register("pull_request", action="unlabeled")
@@ -596,6 +609,20 @@ async def fix_what_waited(event: Event, gh: GitHubAPI) -> None:
     if config is None:
         return
     access = APP_ACCESS.get()
+    remover = unlabeled.sender
+    if remover.login != await access.bot_login():
+        # A person taking the label off asks coder to look again: that needs write, like
+        # asking with `/coder fix` (triage may label, and must not restart work).
+        checked = await check_sender(
+            gh,
+            repository.full_name,
+            login=remover.login,
+            account_type=remover.type,
+            allowed_bots=config.allowed_bots,
+        )
+        if not checked.allowed:
+            log.info("coder:queued taken off by %s (%s): nothing", remover.login, checked.role)
+            return
     subject = pull_subject(pull, repository.full_name)
     context = FixContext(
         gh, repository, subject, result, await access.bot_login(), access.settings.app_id
@@ -621,8 +648,9 @@ async def fix_what_waited(event: Event, gh: GitHubAPI) -> None:
                 body=review.get("body"),
                 submitted_at=review.get("submitted_at"),
             )
-            await start_fix(context, ask, cap=cap)
-            return
+            started = await start_fix(context, ask, cap=cap)
+            if not started.made_before:
+                return  # started now, or waits again, or the cap says no: one thing at a time
     if config.loops.ci_failure and subject.pull is not None:
         failing = await failing_checks(gh, repository.full_name, subject.pull.sha, access)
         required = config.policies.required_checks

@@ -13,6 +13,7 @@ block, so a forged result can at worst suggest a bad patch for a person to read.
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
     from gidgethub.abc import GitHubAPI
 
+    from app.briefing import Snapshot
+
 log = logging.getLogger(__name__)
 
 RESULT_PATH = "/api/runs/result"
@@ -50,7 +53,8 @@ CHECK_RUN_URL = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
 COMMENTS_URL = "/repos/{owner}/{repo}/issues/{number}/comments"
 COMMENTS_PAGE_URL = "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}"
 ISSUE_LABEL_URL = "/repos/{owner}/{repo}/issues/{number}/labels/{name}"
-FIX = "fix"
+STEP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+SHA = re.compile(r"^[0-9a-f]{40}$")
 SUGGESTED_PATCH = "suggested-patch"
 CONCLUSIONS = frozenset({"success", "neutral", "failure", "timed_out", "action_required"})
 MAX_PATCH_CHARS = 60_000
@@ -134,6 +138,7 @@ async def write_result(
             repo,
             request.issue_number,
             run_id,
+            request=request,
             check_run_id=check_run_id,
             body=body,
             bot_login=bot_login,
@@ -154,6 +159,7 @@ async def ask_once(
     number: int,
     run_id: str,
     *,
+    request: Snapshot,
     check_run_id: int,
     body: Mapping[str, Any],
     bot_login: str,
@@ -161,14 +167,18 @@ async def ask_once(
     """Post a read-only run's question on its pull request, once (its token could not)."""
     asked = body.get("prompt") if isinstance(body.get("prompt"), dict) else {}
     assert isinstance(asked, dict)
+    # The job ran a fork's code: what it says about the run is checked against what the app
+    # wrote (the run request) and against plain shapes; only the question is its own words.
+    step = str(asked.get("resume_at") or "")
+    sha = str(asked.get("sha") or "")
     prompt = Prompt(
         prompt_id=run_id,
         kind=PLAN if asked.get("ask") == PLAN else QUESTION,
         check_run=check_run_id,
-        workflow=str(asked.get("workflow") or FIX),
-        resume_at=str(asked.get("resume_at") or ""),
-        head_sha=str(asked.get("sha") or ""),
-        model=str(asked.get("model") or ""),
+        workflow=request.workflow,
+        resume_at=step if STEP_NAME.match(step) else "",
+        head_sha=sha if SHA.match(sha) else "",
+        model=request.model,
         question=str(asked.get("question") or "")[:MAX_SUMMARY_CHARS],
     )
     pages = gh.getiter(COMMENTS_PAGE_URL, where(repo, number=number, per_page=100))

@@ -32,7 +32,7 @@ CODER_LABELS: tuple[Label, ...] = (
     Label(RESEARCH, "5319e7", "coder: research this issue and report findings"),
     Label(DESIGN, "0e8a16", "coder: write a design for this issue"),
     Label(REVIEW, "fbca04", "coder: review this pull request"),
-    Label(QUEUED, "c5def5", "coder: waiting for a free run slot"),
+    Label(QUEUED, "c5def5", "coder: a fix waits for the run that is going"),
     Label(RUNNING, "0052cc", "coder: a run is in progress"),
     Label(MERGE, "006b75", "coder: land this pull request through the merge queue"),
     Label(PINNED, "b60205", "coder: run this before unpinned work"),

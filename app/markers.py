@@ -87,7 +87,7 @@ def leading_marker(body: str | None) -> Marker | None:
     """
     first = (body or "").lstrip().partition("\n")[0]
     found = parse_markers(first)
-    return found[0] if found and first.startswith("<!--") else None
+    return found[0] if found and MARKER.match(first) else None
 
 
 def find_marked(

@@ -21,9 +21,10 @@ from app import verbs
 from app.command_session import Outcome
 from app.develop import FailedRun
 from app.gate import start_run
+from app.ids import run_id as make_run_id
 from app.once import where
 from app.prompt_text import PLAN, Prompt, continuation_body, parse_prompt
-from app.subject_runs import newest, runs_of_pull
+from app.subject_runs import newest, runs_of_pull, runs_of_pull_history
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -37,26 +38,68 @@ COMMENTS_PAGE_URL = "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}"
 CHECK_RUN_URL = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
 
 
-async def open_prompts(session: Session) -> list[Prompt]:
-    """Return the pull request's prompts whose check run still waits, newest first."""
-    pull = session.subject.pull
-    if pull is None:
+async def all_prompts(session: Session) -> list[Prompt]:
+    """Return every prompt the app posted on the pull request, oldest first."""
+    if session.subject.pull is None:
         return []
-    gh, repo = session.gh, session.repo
-    pages = gh.getiter(COMMENTS_PAGE_URL, where(repo, number=session.number, per_page=100))
-    ours = [
+    pages = session.gh.getiter(
+        COMMENTS_PAGE_URL, where(session.repo, number=session.number, per_page=100)
+    )
+    return [
         prompt
         async for comment in pages
         if _by(comment, session.bot_login) and (prompt := parse_prompt(comment)) is not None
     ]
+
+
+async def open_prompts(session: Session) -> list[Prompt]:
+    """Return the pull request's prompts that still wait, newest first.
+
+    A prompt waits while its check run (read by id: after a push it sits on an older commit) is
+    `action_required`, until a newer run on the head ended well: work went on without it.
+    """
+    pull = session.subject.pull
+    ours = await all_prompts(session)
+    if pull is None or not ours:
+        return []
+    gh, repo = session.gh, session.repo
+    head_runs = await runs_of_pull(gh, repo, pull.sha, session.app_id)
+    settled = max(
+        (run.check_run_id for run in head_runs if run.conclusion in {"success", "neutral"}),
+        default=0,
+    )
     waiting = []
     for prompt in ours:
-        # By id: after a push the asking check run sits on an older commit, and still waits.
+        if prompt.check_run < settled:
+            continue  # superseded: a later run finished the work
         check_run = await gh.getitem(CHECK_RUN_URL, where(repo, check_run_id=prompt.check_run))
         app = check_run.get("app") or {}
         if check_run.get("conclusion") == "action_required" and app.get("id") == session.app_id:
             waiting.append(prompt)
     return sorted(waiting, key=lambda p: p.comment_id, reverse=True)
+
+
+async def answered_already(session: Session, verb: str) -> bool:
+    """Tell whether this delivery's continuation exists (a redelivery after it started)."""
+    pull = session.subject.pull
+    if pull is None:
+        return False
+    runs = await runs_of_pull_history(
+        session.gh, session.repo, session.number, pull.sha, session.app_id
+    )
+    ids = {run.run_id for run in runs}
+    return any(
+        make_run_id(
+            session.repo, prompt.workflow, session.number, trigger_key(verb, prompt, session)
+        )
+        in ids
+        for prompt in await all_prompts(session)
+    )
+
+
+def trigger_key(verb: str, prompt: Prompt, session: Session) -> str:
+    """Return a continuation's trigger key: one run per prompt and asking delivery."""
+    return f"{verb}:{prompt.prompt_id}:{session.delivery_id}"
 
 
 def _by(comment: Mapping[str, Any], login: str) -> bool:
@@ -74,6 +117,8 @@ async def answer(
         await session.reply(say.nothing_to_do(key, verbs.ANSWER, why))
         return Outcome.FAILED
     prompts = await open_prompts(session)
+    if not prompts and await answered_already(session, verbs.ANSWER):
+        return Outcome.STARTED  # a redelivery: its continuation closed the question already
     if not prompts:
         why = "no run here is waiting for an answer."
         await session.reply(say.nothing_to_do(key, verbs.ANSWER, why))
@@ -87,6 +132,8 @@ async def approve(
     """`/coder approve`: go on with the plan that waits here."""
     del known, parsed
     plans = [prompt for prompt in await open_prompts(session) if prompt.kind == PLAN]
+    if not plans and await answered_already(session, verbs.APPROVE):
+        return Outcome.STARTED  # a redelivery: its continuation closed the plan already
     if not plans:
         why = (
             "no plan here waits for approval. (Approving a run over its budget arrives with "
@@ -123,9 +170,9 @@ async def resume(
         prompt.workflow,
         _as_command(verb),
         subject=replace(session.subject, body=body),
-        # One continuation per prompt and head: a second answer, or a redelivery, is the same
-        # run; a writer who approves again after the branch moved makes a new one.
-        trigger_key=f"{verb}:{prompt.prompt_id}:{pull.sha}",
+        # One continuation per prompt and asking delivery: a redelivery is the same run; a
+        # writer who approves again after a refusal makes a new one.
+        trigger_key=trigger_key(verb, prompt, session),
         continues=FailedRun(prompt.prompt_id, prompt.model or "", "asked"),
         resume_at=first_step,
         answers=f"{prompt.check_run}:{said}",

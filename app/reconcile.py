@@ -322,6 +322,22 @@ async def _react_to_the_ask(
     source = Source.parse(request.asked_in if request is not None else None)
     if source is not None and conclusion != "success":
         await react(gh, repo, source, Reaction.CONFUSED)
+    # A fix that waited for this run (`coder:queued`) starts once the label comes off.
+    pulls = {int(link["number"]) for link in check_run.get("pull_requests") or []}
+    if request is not None and request.issue_number:
+        pulls.add(request.issue_number)
+    for number in pulls:
+        await _take_off(gh, repo, number, labels.QUEUED)
+
+
+async def _take_off(gh: GitHubAPI, repo: str, number: int, name: str) -> None:
+    owner, repository = repo.split("/", 1)
+    where = {"owner": owner, "repo": repository, "number": str(number), "name": name}
+    try:
+        await gh.delete(ISSUE_LABEL_URL, where)
+    except gidgethub.BadRequest as error:
+        if error.status_code != 404:
+            raise
 
 
 async def reconcile_once(access: GitHubAccess, *, now: datetime | None = None) -> PassReport:

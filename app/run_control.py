@@ -19,7 +19,7 @@ from app import labels, verbs
 from app.buttons import buttons_for
 from app.command_session import Outcome
 from app.develop import on_pull_request
-from app.fix import request_fix
+from app.fix import remove_label, request_fix
 from app.gate import start_run
 from app.ids import run_id as make_run_id
 from app.markers import leading_marker, render_marker
@@ -87,7 +87,7 @@ async def retry(
     """Run the subject's last failed run again: the same workflow, one model tier up."""
     del known, parsed
     runs = await subject_runs(session)
-    if _made_by_this_delivery(session, runs):
+    if _made_by_this_delivery(session, runs, command.line):
         return Outcome.STARTED  # a redelivery: the retry it asked for exists already
     going = newest(runs, active=True)
     if not session.is_pull:
@@ -125,11 +125,16 @@ def _works_on_a_pull(session: Session, name: str) -> bool:
     return name in PULL_WORKFLOWS or (workflow is not None and on_pull_request(workflow))
 
 
-def _made_by_this_delivery(session: Session, runs: list[RunView]) -> bool:
-    """Tell whether one of the runs is the one this very delivery asked for (pure)."""
+def _made_by_this_delivery(session: Session, runs: list[RunView], line: int) -> bool:
+    """Tell whether one of the runs is the one this very delivery asked for (pure).
+
+    A workflow run's trigger key is the delivery id; a fix's is the delivery id and the line.
+    """
+    keys = (session.delivery_id, f"{session.delivery_id}:{line}")
     return any(
-        run.run_id == make_run_id(session.repo, run.workflow, session.number, session.delivery_id)
+        run.run_id == make_run_id(session.repo, run.workflow, session.number, key)
         for run in runs
+        for key in keys
     )
 
 
@@ -157,11 +162,10 @@ async def cancel(
     """Stop the subject's active runs: their jobs, then their check runs, then the label."""
     del command, known, parsed
     runs = await subject_runs(session)
+    if any(cancelled_by(run) == session.source.render() for run in runs):
+        return Outcome.DONE  # a redelivery: this very comment's cancel went through already
     active = [run for run in runs if run.active]
     if not active:
-        last = newest(runs, active=False)
-        if last is not None and cancelled_by(last) == session.source.render():
-            return Outcome.DONE  # a redelivery: this very comment's cancel went through
         await session.reply(say.nothing_to_do(key, verbs.CANCEL, "no run is going here."))
         return Outcome.FAILED
     for run in active:
@@ -169,6 +173,9 @@ async def cancel(
             session.gh, session.repo, run, by=session.sender.login, source=session.source.render()
         )
     await remove_running_label(session.gh, session.repo, session.number)
+    if session.is_pull:
+        # A fix that waited for the cancelled run starts now (app/fix.py `fix_what_waited`).
+        await remove_label(session.gh, session.repo, session.number, labels.QUEUED)
     if session.subject.pull is not None:
         issue = issue_of_branch(session.subject.pull.ref)
         if issue is not None:

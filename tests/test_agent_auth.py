@@ -130,3 +130,18 @@ async def test_a_broken_app_key_is_a_clear_error(stand):
 
 def test_the_fallback_asks_for_what_the_app_grants_through_oidc():
     assert dict(APP_RUNNER_PERMISSIONS) == RUNNER_PERMISSIONS
+
+
+async def test_the_apps_refusal_is_never_worked_around_with_the_app_key(stand):
+    # A key that would work if it were tried: it must not be (a read-only run, a job coder
+    # did not dispatch). Only an app the job cannot reach sends it to the key.
+    stand.token_answers = [(401, {"message": "the token is from a workflow run that is not one"})]
+    reach = Reach(
+        "acme/widgets", stand.url, stand.url + "/graphql", oidc(stand), AppKeySource(1, "x"), 9
+    )
+    async with ClientSession() as session:
+        with pytest.raises(AuthError) as refused:
+            await obtain_token(session, reach, policy=POLICY, sleep=no_sleep)
+    assert refused.value.refused
+    assert "not one" in str(refused.value)
+    assert [kind for kind, _, _ in stand.seen] == ["id-token", "exchange"]

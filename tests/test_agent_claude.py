@@ -39,15 +39,17 @@ def test_the_final_result_speaks_the_protocol_too():
     assert feed([result])[:2] == [Cost(0.0312, 29123), Stuck(QUESTION)]
 
 
-def test_status_and_cost_lines_and_a_malformed_one():
-    text = "STATUS: adding the flag\nCOST: 0.5 1200\nCOST: lots\nDone for now."
+def test_status_lines_count_and_the_models_own_cost_lines_do_not():
+    text = "STATUS: adding the flag\nCOST: 0.01 1200\nCOST: lots\nDone for now."
     line = json.dumps(
         {"type": "assistant", "message": {"content": [{"type": "text", "text": text}]}}
     )
+    # What Claude Code spent comes from its `total_cost_usd`; text the model writes (perhaps
+    # told to by a hostile issue) cannot lower what the budget sees.
     assert feed([line]) == [
         Status("adding the flag"),
-        Cost(0.5, 1200),
-        Output("claude: COST: lots"),  # a typo is not a made-up number
+        Output("claude: COST: 0.01 1200"),
+        Output("claude: COST: lots"),
         Output("claude: Done for now."),
     ]
 

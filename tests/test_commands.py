@@ -712,3 +712,134 @@ async def test_a_writer_approves_again_after_a_continuation_was_refused(journey,
     await journey.commented(pull["number"], "/coder approve")
     [second] = await continuations(journey, pull["head"]["sha"])
     assert parse_run_request(second["output"]["text"]).run_id != request.run_id
+
+
+def queued_came_off(delivery):
+    return json.loads(delivery.body)["label"]["name"] == "coder:queued"
+
+
+async def take_queued_off(journey, pull, token=None):
+    rest = journey.rest if token is None else journey.admin.rest(token)
+    seen = await journey.seen()
+    status, _, _ = await rest.delete(f"/repos/{REPO}/issues/{pull['number']}/labels/coder:queued")
+    assert status == 200
+    await journey.handled("pull_request", "unlabeled", seen)
+
+
+async def test_a_waiting_check_starts_after_a_review_that_was_handled(
+    journey, admin, org, fake_runner
+):
+    await install_workflow(journey)
+    _, pull, _ = await finished_coder_pull(journey, org)
+    person = await reader(admin, login="maria", permission="write")
+    await review(journey, pull, "REQUEST_CHANGES", "Use a dict.", token=person.token)
+    [fix] = await fix_runs(journey, pull)  # the review's fix runs at once
+    await report_ci(journey, pull, "failure")  # CI fails meanwhile: it waits
+    assert "coder:queued" in await journey.issue_labels(pull["number"])
+    await finish(journey, org, fix, "failure")
+    await take_queued_off(journey, pull)
+    runs = await fix_runs(journey, pull)
+    assert len(runs) == 2
+    newest = max(runs, key=lambda r: r["id"])
+    assert (
+        "### The check `test` ended `failure`" in parse_run_request(newest["output"]["text"]).body
+    )
+
+
+async def test_a_triager_taking_the_queued_label_off_starts_nothing(
+    journey, admin, org, fake_runner
+):
+    await install_workflow(journey)
+    number = await journey.issue()
+    pull = await journey.coder_pull(number)
+    person = await reader(admin, login="maria", permission="write")
+    await review(journey, pull, "REQUEST_CHANGES", "Use a dict.", token=person.token)
+    develop, check_run = await newest_run(journey, number, 1)
+    await finish(journey, org, check_run, "success", develop_artifact(develop.run_id, "sonnet"))
+    triager = await reader(admin, login="tom", permission="triage")
+    await take_queued_off(journey, pull, token=triager.token)
+    assert await fix_runs(journey, pull) == []
+
+
+async def test_cancelling_the_run_a_fix_waited_for_starts_the_fix(journey, admin, org, fake_runner):
+    await install_workflow(journey)
+    _, pull, _ = await finished_coder_pull(journey, org)
+    await journey.commented(pull["number"], "/coder fix one")  # going
+    person = await reader(admin, login="maria", permission="write")
+    await review(journey, pull, "REQUEST_CHANGES", "Use a dict.", token=person.token)
+    assert len(await fix_runs(journey, pull)) == 1
+    seen = await journey.seen()
+    await journey.commented(pull["number"], "/coder cancel")
+    # The app took coder:queued off; that event is one of its own it acts on.
+    await journey.handled("pull_request", "unlabeled", seen, predicate=queued_came_off)
+    runs = await fix_runs(journey, pull)
+    assert len(runs) == 2
+    assert "coder:queued" not in await journey.issue_labels(pull["number"])
+
+
+async def test_a_redelivered_cancel_leaves_a_newer_run_alone(journey, org, fake_runner):
+    await install_workflow(journey)
+    _, pull, _ = await finished_coder_pull(journey, org)
+    await journey.commented(pull["number"], "/coder fix one")
+    _, cancel = await journey.commented(pull["number"], "/coder cancel")
+    await journey.commented(pull["number"], "/coder fix two")
+    assert await redeliver_to_fresh_replica(journey, cancel.id) == "ok"
+    going = [r for r in await fix_runs(journey, pull) if r["status"] != "completed"]
+    assert len(going) == 1
+
+
+async def test_a_redelivered_retry_of_a_fix_says_nothing(journey, org, fake_runner):
+    await install_workflow(journey)
+    _, pull, _ = await finished_coder_pull(journey, org)
+    await journey.commented(pull["number"], "/coder fix one")
+    [fix] = await fix_runs(journey, pull)
+    await finish(journey, org, fix, "failure")
+    _, delivery = await journey.commented(pull["number"], "/coder retry")
+    assert len(await fix_runs(journey, pull)) == 2
+    assert await redeliver_to_fresh_replica(journey, delivery.id) == "ok"
+    assert len(await fix_runs(journey, pull)) == 2
+    assert await journey.replies(pull["number"]) == []
+
+
+async def test_a_redelivered_answer_after_its_continuation_started_says_nothing(
+    journey, org, fake_runner
+):
+    await install_workflow(journey)
+    _, pull, develop = await finished_coder_pull(journey, org)
+    waiting = await ask_for_approval(journey, org, pull, develop)
+    _, delivery = await journey.commented(pull["number"], "/coder approve")
+    # The continuation's runner closed the question once it checked the branch.
+    gh = journey.app_server.access.for_installation(org.installation_id)
+    await gh.patch(
+        f"/repos/{REPO}/check-runs/{waiting['id']}",
+        data={"conclusion": "neutral", "output": {"title": "Approved by @alice", "summary": "s"}},
+    )
+    assert await redeliver_to_fresh_replica(journey, delivery.id) == "ok"
+    assert await journey.replies(pull["number"]) == []
+    assert len(await continuations(journey, pull["head"]["sha"])) == 1
+
+
+async def test_a_plan_superseded_by_a_finished_run_no_longer_takes_fix(journey, org, fake_runner):
+    await install_workflow(journey)
+    _, pull, develop = await finished_coder_pull(journey, org)
+    await ask_for_approval(journey, org, pull, develop)
+    await journey.commented(pull["number"], "/coder fix something")  # revises the plan
+    [revision] = await continuations(journey, pull["head"]["sha"])
+    assert parse_run_request(revision["output"]["text"]).resume_at == "architect"
+    await finish(journey, org, revision, "success")  # work went on without the old plan
+    await journey.commented(pull["number"], "/coder fix the tests")
+    [fix] = await fix_runs(journey, pull)
+    assert parse_run_request(fix["output"]["text"]).body.startswith("## What to fix\n\nthe tests")
+
+
+async def test_a_fix_on_a_pull_request_in_another_script_starts(journey, org, fake_runner):
+    await install_workflow(journey)
+    number = await journey.issue(title="漢字のテスト", body="本文" * 12_000)
+    pull = await journey.coder_pull(number)
+    assert pull["head"]["ref"] == f"coder/{number}-issue"  # no ASCII in the title to slug
+    [check_run] = await journey.check_runs(pull["head"]["sha"])
+    artifact = develop_artifact(check_run["external_id"], "sonnet")
+    await finish(journey, org, check_run, "failure", artifact)
+    await journey.commented(pull["number"], "/coder fix " + "直して" * 3_000)
+    [fix] = await fix_runs(journey, pull)
+    assert parse_run_request(fix["output"]["text"]) is not None

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from app.briefing import Snapshot, parse_run_request, render_run_request
 from app.buttons import BUTTONS, buttons_for
 from app.command_parser import parse_comment
 from app.commands import ButtonPressed, IssueCommentCreated, ReviewCommentCreated, ReviewSubmitted
@@ -20,8 +21,10 @@ from app.fix import (
     is_ci_failure,
     log_tail,
     threads_of,
+    waiting_reviews,
 )
 from app.fix import ReviewSubmitted as FixReviewSubmitted
+from app.markers import leading_marker
 from app.prompt_text import (
     PLAN,
     QUESTION,
@@ -314,3 +317,43 @@ def test_a_commands_body_from_githubs_example_parses():
     payload["comment"]["body"] = "Thanks!\n\n> /coder fix\n\n/coder fix the typo"
     parsed = parse_comment(IssueCommentCreated.from_payload(payload).comment.body)
     assert [(c.verb, c.argument) for c in parsed.commands] == [("fix", "the typo")]
+
+
+def test_a_run_request_in_any_script_fits_githubs_byte_limit():
+    for body in ("漢字" * 30_000, "😀" * 20_000, 'é\n"x' * 40_000):
+        snapshot = Snapshot("a/b", 1, "t", body, "u", "r", "fix", "m")
+        rendered = render_run_request(snapshot)
+        assert len(rendered.encode("utf-8")) <= 60_000
+        parsed = parse_run_request(rendered)
+        assert parsed is not None
+        assert parsed.body.endswith("(cut to fit the check run)")
+
+
+def test_waiting_reviews_are_each_reviewers_latest_verdict():
+    def review(id_, login, state):
+        return {"id": id_, "user": {"login": login}, "state": state}
+
+    reviews = [
+        review(1, "maria", "CHANGES_REQUESTED"),
+        review(2, "bob", "CHANGES_REQUESTED"),
+        review(3, "maria", "COMMENTED"),  # a comment leaves her verdict as it was
+        review(4, "bob", "APPROVED"),
+        review(5, "eve", "CHANGES_REQUESTED"),
+    ]
+    assert [r["id"] for r in waiting_reviews(reviews)] == [5, 1]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("say <!-- this\n/coder fix\n-->", ["fix"]),  # mid-line, it is not an HTML block
+        ("<!-- hidden\n/coder fix\n-->\n/coder help", ["help"]),
+    ],
+)
+def test_html_blocks_open_only_at_the_start_of_a_line(body, expected):
+    assert [c.verb for c in parse_comment(body).commands] == expected
+
+
+def test_a_leading_marker_must_start_the_body():
+    assert leading_marker("<!-- note --> <!-- coder:prompt id=x -->\nhi") is None
+    assert leading_marker("<!-- coder:prompt id=x -->\nhi").fields == {"id": "x"}

@@ -44,6 +44,11 @@ HTTP_TIMEOUT = aiohttp.ClientTimeout(total=60)
 class AuthError(Exception):
     """No token could be obtained; the message says why and never holds a secret."""
 
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        # The app answered and said no (a 4xx): not a reason to try the app's key instead.
+        self.refused = refused
+
 
 @dataclass(frozen=True)
 class RunnerToken:
@@ -75,7 +80,9 @@ async def obtain_token(
         try:
             return await exchange_oidc(session, reach.oidc, policy=policy, sleep=sleep)
         except AuthError as error:
-            if reach.app_key is None:
+            # The key is for an app the job cannot reach, never a way around its refusal
+            # (a read-only run, a job coder did not dispatch).
+            if reach.app_key is None or error.refused:
                 raise
             fallback_reason = str(error)
     if reach.app_key is None:
@@ -105,7 +112,8 @@ async def exchange_oidc(
     if status != 200 or not isinstance(token, str):
         message = answer.get("message") if isinstance(answer, dict) else None
         why = f": {message}" if isinstance(message, str) else ""
-        raise AuthError(f"the app refused the token exchange ({status}){why}")
+        refused = 400 <= status < 500
+        raise AuthError(f"the app refused the token exchange ({status}){why}", refused=refused)
     expires_at = answer.get("expires_at")
     return RunnerToken(
         token=token,

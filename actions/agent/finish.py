@@ -19,6 +19,7 @@ from actions.agent.kinds import SPEC_DIR, assemble, rules_for, spec_files
 from actions.agent.step_artifacts import fields_of, plan_of
 from app.artifacts import IssueRef, PullRef, render_artifact_block
 from app.briefing import render_checklist
+from app.checks import clip_output
 
 if TYPE_CHECKING:
     from typing import Any
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from app.briefing import Progress
 
 MAX_FILES_LISTED = 50
-MAX_OUTPUT_CHARS = 60_000  # GitHub caps check-run summary and text at 65535 characters
+MAX_OUTPUT_CHARS = 60_000  # GitHub caps check-run summary and text at 65535 bytes
 BACKTICK_RUN = re.compile(r"`+")
 HOW_TO_ANSWER = (
     "Answer on the pull request with `/coder answer <your answer>`, or reply quoting the "
@@ -364,6 +365,4 @@ def _fenced(text: str) -> str:
 
 
 def _cap(text: str) -> str:
-    if len(text) <= MAX_OUTPUT_CHARS:
-        return text
-    return text[: MAX_OUTPUT_CHARS - 40] + "\n\n… (cut to fit GitHub's limit)"
+    return clip_output(text, "\n\n… (cut to fit GitHub's limit)", MAX_OUTPUT_CHARS)

@@ -143,6 +143,9 @@ class Preparer:
         snapshot, author = await self._snapshot(request, base_ref)
         self.snapshot = snapshot
         config = await self._config(base_ref, pull.base_ref, request)
+        if snapshot.read_only and not self.read_only:
+            # A fork's code with a token that writes: only a fallback could get here.
+            raise RunnerError("this run is read-only (a fork's pull request), and its token is not")
         if snapshot.run_id != self.env.run_id:
             log.warning("the subject belongs to run %s, not %s", snapshot.run_id, self.env.run_id)
         workflow = config.workflows.get(snapshot.workflow)

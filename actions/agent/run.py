@@ -527,6 +527,9 @@ class Runner:
         )
         await complete_check_run(gh, end)
         await self._remove_running(gh)
+        # A fix that waited for this run (`coder:queued`) starts once the label comes off.
+        dequeue = remove_label(gh, self.env.repository, self.env.pull, QUEUED)
+        await best_effort(f"remove {QUEUED}", dequeue)
         await self._react_to(gh, snapshot, finish.Conclusion.FAILURE)
         write_job_files(
             output_path=self.env.output_path,

@@ -7,7 +7,9 @@ messages (text and `tool_use` blocks) and `user` messages (`tool_result` blocks)
 
 The briefing asks every agent for the line protocol (`STATUS:`, `STUCK:`, `COST:`), and Claude
 writes it in its text: a line of an assistant text block, or of the final `result`, that starts
-with one of them is read exactly as the `command` backend reads stdout (`protocol.parse_line`).
+with `STATUS:` or `STUCK:` is read exactly as the `command` backend reads stdout
+(`protocol.parse_line`). Cost comes only from Claude Code's own `total_cost_usd`, never from a
+`COST:` line the model writes.
 """
 
 from __future__ import annotations
@@ -192,6 +194,10 @@ def _text_events(text: str) -> list[AgentEvent]:
     for line in text.splitlines():
         event = parse_line(line)
         if isinstance(event, Output):
+            events.append(Output(f"claude: {line}"))
+        elif isinstance(event, Cost):
+            # Claude Code reports what it spent (`total_cost_usd`); a `COST:` line in its text
+            # is words the model wrote, and must not lower what the budget sees.
             events.append(Output(f"claude: {line}"))
         else:
             events.append(event)
