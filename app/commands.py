@@ -13,12 +13,12 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import gidgethub
 from gidgethub.routing import Router
 from pydantic import Field
 
 from app import buttons, fix, labels, prompt_text, prompts, run_control, split, verbs
 from app import command_replies as say
+from app import issue_labels as labels_io
 from app.artifacts import load_artifact
 from app.briefing import parse_run_request
 from app.command_parser import Command, ParsedComment, parse_comment
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 router = Router()
 
 PULL_URL = "/repos/{owner}/{repo}/pulls/{number}"
-ISSUE_LABELS_URL = "/repos/{owner}/{repo}/issues/{number}/labels"
-ISSUE_LABEL_URL = "/repos/{owner}/{repo}/issues/{number}/labels/{name}"
 ALWAYS_OPEN = frozenset({verbs.STATUS, verbs.HELP})
 # Anyone who may comment can write commands; this many per comment bounds the replies and calls.
 MAX_COMMANDS = 10
@@ -169,48 +167,47 @@ async def answer_by_quote(session: Session, body: str | None) -> None:
 async def answer_review(event: Event, gh: GitHubAPI) -> None:
     """Carry out the commands in a submitted review's body."""
     submitted = ReviewSubmitted.from_payload(event.data)
-    parsed = parse_comment(submitted.review.body)
-    if not parsed.commands:
-        return
-    pull = submitted.pull_request
-    await run_commands(
-        await open_session(
-            gh,
-            event,
-            repository=submitted.repository,
-            subject=pull_subject(pull.model_dump(), submitted.repository.full_name),
-            state=pull.state,
-            sender=submitted.sender,
-            at=submitted.review.submitted_at or "",
-            source=Source("review", submitted.review.id),
-            pull=pull.model_dump(),
-        ),
-        parsed,
-    )
+    source = Source("review", submitted.review.id)
+    at = submitted.review.submitted_at or ""
+    await run_pull_commands(gh, event, submitted, body=submitted.review.body, source=source, at=at)
 
 
 @router.register("pull_request_review_comment", action="created")
 async def answer_review_comment(event: Event, gh: GitHubAPI) -> None:
     """Carry out the commands of a new comment on a line of a pull request."""
     created = ReviewCommentCreated.from_payload(event.data)
-    parsed = parse_comment(created.comment.body)
+    source = Source("review-comment", created.comment.id)
+    await run_pull_commands(
+        gh, event, created, body=created.comment.body, source=source, at=created.comment.created_at
+    )
+
+
+async def run_pull_commands(
+    gh: GitHubAPI,
+    event: Event,
+    delivered: ReviewSubmitted | ReviewCommentCreated,
+    *,
+    body: str | None,
+    source: Source,
+    at: str,
+) -> None:
+    """Carry out the commands written on a pull request outside its conversation."""
+    parsed = parse_comment(body)
     if not parsed.commands:
         return
-    pull = created.pull_request
-    await run_commands(
-        await open_session(
-            gh,
-            event,
-            repository=created.repository,
-            subject=pull_subject(pull.model_dump(), created.repository.full_name),
-            state=pull.state,
-            sender=created.sender,
-            at=created.comment.created_at,
-            source=Source("review-comment", created.comment.id),
-            pull=pull.model_dump(),
-        ),
-        parsed,
+    pull = delivered.pull_request.model_dump()
+    session = await open_session(
+        gh,
+        event,
+        repository=delivered.repository,
+        subject=pull_subject(pull, delivered.repository.full_name),
+        state=delivered.pull_request.state,
+        sender=delivered.sender,
+        at=at,
+        source=source,
+        pull=pull,
     )
+    await run_commands(session, parsed)
 
 
 class _Suite(Model):
@@ -464,20 +461,14 @@ async def unpin(
 
 
 async def add_label(session: Session, name: str) -> None:
-    """Add a label (adding it twice changes nothing on GitHub)."""
-    url = where(session.repo, number=session.number)
-    await session.gh.post(ISSUE_LABELS_URL, url, data={"labels": [name]})
+    """Label the subject, and remember it for the commands after this one."""
+    await labels_io.add_label(session.gh, session.repo, session.number, name)
     session.relabel((*session.subject.labels, name))
 
 
 async def remove_label(session: Session, name: str) -> None:
-    """Remove a label; not there is fine."""
-    url = where(session.repo, number=session.number, name=name)
-    try:
-        await session.gh.delete(ISSUE_LABEL_URL, url)
-    except gidgethub.BadRequest as error:
-        if error.status_code != 404:
-            raise
+    """Take a label off the subject (not there is fine)."""
+    await labels_io.remove_label(session.gh, session.repo, session.number, name)
     session.relabel(tuple(label for label in session.subject.labels if label != name))
 
 

@@ -39,6 +39,7 @@ from app.develop import APP_ACCESS, FailedRun, RunRequest, Subject, TriggerKind
 from app.events import Model, Repository, User
 from app.gate import start_run
 from app.ids import run_id as make_run_id
+from app.issue_labels import add_label
 from app.markers import render_marker
 from app.once import comment_once, where
 from app.permissions import check_sender
@@ -63,8 +64,6 @@ log = logging.getLogger(__name__)
 router = Router()
 
 PULL_URL = "/repos/{owner}/{repo}/pulls/{number}"
-ISSUE_LABELS_URL = "/repos/{owner}/{repo}/issues/{number}/labels"
-ISSUE_LABEL_URL = "/repos/{owner}/{repo}/issues/{number}/labels/{name}"
 PULL_COMMITS_URL = "/repos/{owner}/{repo}/pulls/{number}/commits{?per_page}"
 REVIEW_COMMENTS_URL = "/repos/{owner}/{repo}/pulls/{number}/comments{?per_page}"
 REVIEWS_URL = "/repos/{owner}/{repo}/pulls/{number}/reviews{?per_page}"
@@ -385,20 +384,6 @@ async def say_cap_reached(context: FixContext, so_far: int, trigger: str) -> Non
     reply = replies.Reply(FIX_CAP, key, "\n".join(lines))
     await comment_once(context.gh, context.repo, context.subject.number, reply, context.bot_login)
     log.info("fix loop in %s#%d stopped at %d", context.repo, context.subject.number, so_far)
-
-
-async def add_label(gh: GitHubAPI, repo: str, number: int, name: str) -> None:
-    """Label an issue or pull request (adding it twice changes nothing)."""
-    await gh.post(ISSUE_LABELS_URL, where(repo, number=number), data={"labels": [name]})
-
-
-async def remove_label(gh: GitHubAPI, repo: str, number: int, name: str) -> None:
-    """Take a label off an issue or pull request (not there is fine)."""
-    try:
-        await gh.delete(ISSUE_LABEL_URL, where(repo, number=number, name=name))
-    except gidgethub.BadRequest as error:
-        if error.status_code != 404:
-            raise
 
 
 async def _commit_messages(gh: GitHubAPI, repo: str, number: int) -> list[str]:

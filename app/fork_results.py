@@ -24,6 +24,7 @@ from app import labels, replies
 from app.briefing import parse_run_request
 from app.conversation import Reaction, Source, react
 from app.dispatched_runs import WORKFLOW_RUN_URL, run_id_from_title
+from app.issue_labels import remove_label
 from app.markers import find_marked, render_marker
 from app.oidc import (
     GITHUB_UNREACHABLE,
@@ -52,7 +53,6 @@ RESULT_PATH = "/api/runs/result"
 CHECK_RUN_URL = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
 COMMENTS_URL = "/repos/{owner}/{repo}/issues/{number}/comments"
 COMMENTS_PAGE_URL = "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}"
-ISSUE_LABEL_URL = "/repos/{owner}/{repo}/issues/{number}/labels/{name}"
 STEP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 SUGGESTED_PATCH = "suggested-patch"
@@ -201,15 +201,6 @@ async def close_answered(
         "actions": [],
     }
     await update_check_run(gh, repo, int(check_run), update)
-
-
-async def remove_label(gh: GitHubAPI, repo: str, number: int, name: str) -> None:
-    """Take a label off (not there is fine)."""
-    try:
-        await gh.delete(ISSUE_LABEL_URL, where(repo, number=number, name=name))
-    except gidgethub.BadRequest as error:
-        if error.status_code != 404:
-            raise
 
 
 def suggested_patch(*, run_id: str, patch: str, check_run_url: str) -> replies.Reply:

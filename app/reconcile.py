@@ -26,6 +26,7 @@ from app import checks, labels
 from app.briefing import RunBranch, parse_run_request
 from app.dispatched_runs import DispatchedRuns, run_id_from_title
 from app.events import Model, Repository
+from app.issue_labels import remove_label
 from app.known_repos import KNOWN_REPOSITORIES
 
 if TYPE_CHECKING:
@@ -59,7 +60,6 @@ COMMIT_CHECK_RUNS_URL = (
     "/repos/{owner}/{repo}/commits/{sha}/check-runs{?check_name,filter,per_page}"
 )
 CHECK_RUN_URL = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
-ISSUE_LABEL_URL = "/repos/{owner}/{repo}/issues/{number}/labels/{name}"
 RUNNING_ISSUES_URL = "/repos/{owner}/{repo}/issues{?labels,state,per_page}"
 PULL_URL = "/repos/{owner}/{repo}/pulls/{number}"
 INSTALLATIONS_URL = "/app/installations{?per_page}"
@@ -327,17 +327,7 @@ async def _react_to_the_ask(
     if request is not None and request.issue_number:
         pulls.add(request.issue_number)
     for number in pulls:
-        await _take_off(gh, repo, number, labels.QUEUED)
-
-
-async def _take_off(gh: GitHubAPI, repo: str, number: int, name: str) -> None:
-    owner, repository = repo.split("/", 1)
-    where = {"owner": owner, "repo": repository, "number": str(number), "name": name}
-    try:
-        await gh.delete(ISSUE_LABEL_URL, where)
-    except gidgethub.BadRequest as error:
-        if error.status_code != 404:
-            raise
+        await remove_label(gh, repo, number, labels.QUEUED)
 
 
 async def reconcile_once(access: GitHubAccess, *, now: datetime | None = None) -> PassReport:
@@ -504,10 +494,4 @@ async def check_runs_on(
 
 async def remove_running_label(gh: GitHubAPI, repo: str, number: int) -> None:
     """Take `coder:running` off an issue (already gone is fine)."""
-    owner, name = repo.split("/", 1)
-    where = {"owner": owner, "repo": name, "number": str(number), "name": labels.RUNNING}
-    try:
-        await gh.delete(ISSUE_LABEL_URL, where)
-    except gidgethub.BadRequest as error:
-        if error.status_code != 404:
-            raise
+    await remove_label(gh, repo, number, labels.RUNNING)

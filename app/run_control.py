@@ -19,9 +19,10 @@ from app import labels, verbs
 from app.buttons import buttons_for
 from app.command_session import Outcome
 from app.develop import on_pull_request
-from app.fix import remove_label, request_fix
+from app.fix import request_fix
 from app.gate import start_run
 from app.ids import run_id as make_run_id
+from app.issue_labels import remove_label
 from app.markers import leading_marker, render_marker
 from app.once import update_check_run, where
 from app.reconcile import coder_workflow_runs, remove_running_label
